@@ -1,0 +1,228 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gorilla/mux"
+
+	"github.com/hooklog/hooklog/catalog"
+	"github.com/hooklog/hooklog/eventlog"
+)
+
+// Limits of GET /api/v1/events.
+const (
+	defaultEventsLimit = 100
+	maxEventsLimit     = 1000
+)
+
+// publishInput is the body FFmate sends to its webhooks: {"event","data"},
+// with an optional timestamp.
+type publishInput struct {
+	Event     *string         `json:"event"`
+	Data      json.RawMessage `json:"data"`
+	Timestamp *string         `json:"timestamp"`
+}
+
+// publishedRecord is the answer to a publish.
+type publishedRecord struct {
+	Seq       uint64 `json:"seq"`
+	ID        string `json:"id"`
+	Event     string `json:"event"`
+	Timestamp string `json:"timestamp"`
+}
+
+// publish appends one event, or a JSON array of events atomically, and
+// answers 201 once they are durable.
+func (s *Server) publish(w http.ResponseWriter, r *http.Request) error {
+	body, err := readBody(r)
+	if err != nil {
+		return err
+	}
+
+	entries, isArray, err := decodePublish(body)
+	if err != nil {
+		return err
+	}
+
+	records, err := s.log.Append(r.Context(), entries)
+	if err != nil {
+		return err
+	}
+
+	out := make([]publishedRecord, len(records))
+	for i, rec := range records {
+		out[i] = publishedRecord{Seq: rec.Seq, ID: rec.ID.String(), Event: rec.Event, Timestamp: rec.TimestampText()}
+	}
+	if isArray {
+		writeJSON(w, http.StatusCreated, out)
+	} else {
+		writeJSON(w, http.StatusCreated, out[0])
+	}
+	return nil
+}
+
+// decodePublish parses a publish body: one event object or a non-empty array
+// of them. It reports whether the body was an array.
+func decodePublish(body []byte) ([]eventlog.Entry, bool, error) {
+	trimmed := bytes.TrimLeft(body, " \t\r\n")
+	if len(trimmed) == 0 {
+		return nil, false, invalidBody(`request body is empty; expected {"event":"…","data":…} or an array of such objects`)
+	}
+
+	isArray := trimmed[0] == '['
+	var inputs []publishInput
+	if isArray {
+		if err := decodeStrict(body, &inputs); err != nil {
+			return nil, true, err
+		}
+		if len(inputs) == 0 {
+			return nil, true, badRequest("the array of events is empty; send at least one event")
+		}
+	} else {
+		var in publishInput
+		if err := decodeStrict(body, &in); err != nil {
+			return nil, false, err
+		}
+		inputs = []publishInput{in}
+	}
+
+	entries := make([]eventlog.Entry, len(inputs))
+	for i, in := range inputs {
+		where := ""
+		if isArray {
+			where = "event at index " + strconv.Itoa(i) + ": "
+		}
+
+		if in.Event == nil {
+			return nil, isArray, badRequest(`%smissing field "event"; allowed events are %s`, where, catalog.List())
+		}
+		if !catalog.Valid(*in.Event) {
+			return nil, isArray, badRequest(`%sinvalid event %q; allowed events are %s`, where, *in.Event, catalog.List())
+		}
+		if in.Data == nil {
+			return nil, isArray, badRequest(`%smissing field "data"; it takes any JSON value`, where)
+		}
+		if in.Timestamp != nil {
+			if _, err := time.Parse(time.RFC3339Nano, *in.Timestamp); err != nil {
+				return nil, isArray, badRequest(`%sinvalid timestamp %q; expected RFC 3339, such as 2025-02-13T14:05:32Z`, where, *in.Timestamp)
+			}
+		}
+
+		entries[i] = eventlog.Entry{Event: *in.Event, Data: in.Data, Source: eventlog.SourcePublished}
+	}
+	return entries, isArray, nil
+}
+
+// readBody reads the request body, which ServeHTTP has limited in size.
+func readBody(r *http.Request) ([]byte, error) {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		return nil, err
+	}
+	return body, nil
+}
+
+// decodeStrict decodes exactly one JSON value from body into v.
+func decodeStrict(body []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if err := dec.Decode(v); err != nil {
+		return invalidBody("request body is not valid JSON of the expected shape: %s", jsonErrorText(err))
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return invalidBody("request body has data after its JSON value")
+	}
+	return nil
+}
+
+func jsonErrorText(err error) string {
+	var typeErr *json.UnmarshalTypeError
+	if errors.As(err, &typeErr) && typeErr.Field != "" {
+		return "field \"" + typeErr.Field + "\" must be a " + typeErr.Type.String() + ", not a JSON " + typeErr.Value
+	}
+	return err.Error()
+}
+
+// listEvents returns records in seq order: ?after=SEQ (exclusive, default
+// 0), &limit=N (1 to 1000, default 100) and &event=NAME.
+func (s *Server) listEvents(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
+	after, err := uintParam(q.Get("after"), "after", 0)
+	if err != nil {
+		return err
+	}
+	limit, err := intParam(q.Get("limit"), "limit", defaultEventsLimit, 1, maxEventsLimit)
+	if err != nil {
+		return err
+	}
+
+	query := eventlog.Query{After: after, Limit: limit}
+	if name := q.Get("event"); name != "" {
+		if !catalog.Valid(name) {
+			return invalidQuery("invalid event %q; allowed events are %s", name, catalog.List())
+		}
+		query.Events = []string{name}
+	}
+
+	records, err := s.log.Read(query)
+	if err != nil {
+		return err
+	}
+
+	buf := []byte{'['}
+	for i, rec := range records {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		buf = rec.AppendJSON(buf)
+	}
+	writeRawJSON(w, http.StatusOK, append(buf, ']'))
+	return nil
+}
+
+func (s *Server) getEvent(w http.ResponseWriter, r *http.Request) error {
+	raw := mux.Vars(r)["seq"]
+	seq, err := strconv.ParseUint(raw, 10, 64)
+	if err != nil || seq == 0 {
+		return badRequest("invalid seq %q; a seq is a whole number from 1", raw)
+	}
+
+	rec, err := s.log.Get(seq)
+	if err != nil {
+		if errors.Is(err, eventlog.ErrNotFound) {
+			return notFound("event with seq %d not found; the log ends at seq %d", seq, s.log.Head())
+		}
+		return err
+	}
+	writeRawJSON(w, http.StatusOK, rec.AppendJSON(nil))
+	return nil
+}
+
+// uintParam parses an optional non-negative query parameter.
+func uintParam(raw, name string, def uint64) (uint64, error) {
+	if raw == "" {
+		return def, nil
+	}
+	v, err := strconv.ParseUint(raw, 10, 64)
+	if err != nil {
+		return 0, invalidQuery("invalid %s %q; expected a whole number from 0", name, raw)
+	}
+	return v, nil
+}
+
+// intParam parses an optional query parameter in [lo, hi].
+func intParam(raw, name string, def, lo, hi int) (int, error) {
+	if raw == "" {
+		return def, nil
+	}
+	v, err := strconv.Atoi(raw)
+	if err != nil || v < lo || v > hi {
+		return 0, invalidQuery("invalid %s %q; expected a whole number from %d to %d", name, raw, lo, hi)
+	}
+	return v, nil
+}

@@ -1,0 +1,93 @@
+// Package api serves hooklog's HTTP API: publishing and reading events, the
+// FFmate-compatible webhooks API, /health and /metrics. Handlers are thin:
+// they decode, call the eventlog and projections packages, and return errors
+// that one place turns into FFmate's error JSON.
+package api
+
+import (
+	"log/slog"
+	"net/http"
+
+	"github.com/gorilla/mux"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/hooklog/hooklog/eventlog"
+	"github.com/hooklog/hooklog/projections"
+)
+
+// DefaultMaxBodyBytes is the default limit of a request body.
+const DefaultMaxBodyBytes = 4 << 20
+
+// Config configures a Server.
+type Config struct {
+	Log      *eventlog.Log
+	Webhooks *projections.Webhooks
+	// Gatherer is served at /metrics; nil serves no /metrics route.
+	Gatherer prometheus.Gatherer
+	// MaxBodyBytes limits request bodies; zero means DefaultMaxBodyBytes.
+	MaxBodyBytes int64
+	Logger       *slog.Logger
+}
+
+// Server is the API's http.Handler.
+type Server struct {
+	log      *eventlog.Log
+	webhooks *projections.Webhooks
+	maxBody  int64
+	logger   *slog.Logger
+	router   *mux.Router
+}
+
+// New returns the API server for cfg.
+func New(cfg Config) *Server {
+	s := &Server{
+		log:      cfg.Log,
+		webhooks: cfg.Webhooks,
+		maxBody:  cfg.MaxBodyBytes,
+		logger:   cfg.Logger,
+		router:   mux.NewRouter(),
+	}
+	if s.maxBody <= 0 {
+		s.maxBody = DefaultMaxBodyBytes
+	}
+	if s.logger == nil {
+		s.logger = slog.Default()
+	}
+
+	r := s.router
+	r.Handle("/health", s.handle(s.health)).Methods(http.MethodGet)
+	if cfg.Gatherer != nil {
+		r.Handle("/metrics", promhttp.HandlerFor(cfg.Gatherer, promhttp.HandlerOpts{})).Methods(http.MethodGet)
+	}
+
+	v1 := r.PathPrefix("/api/v1").Subrouter()
+	v1.Handle("/events", s.handle(s.publish)).Methods(http.MethodPost)
+	v1.Handle("/events", s.handle(s.listEvents)).Methods(http.MethodGet)
+	v1.Handle("/events/{seq}", s.handle(s.getEvent)).Methods(http.MethodGet)
+
+	v1.Handle("/webhooks", s.handle(s.createWebhook)).Methods(http.MethodPost)
+	v1.Handle("/webhooks", s.handle(s.listWebhooks)).Methods(http.MethodGet)
+	v1.Handle("/webhooks/{id}", s.handle(s.getWebhook)).Methods(http.MethodGet)
+	v1.Handle("/webhooks/{id}", s.handle(s.updateWebhook)).Methods(http.MethodPut)
+	v1.Handle("/webhooks/{id}", s.handle(s.deleteWebhook)).Methods(http.MethodDelete)
+
+	r.NotFoundHandler = s.handle(func(w http.ResponseWriter, r *http.Request) error {
+		return notFound("no route for %s %s", r.Method, r.URL.Path)
+	})
+	r.MethodNotAllowedHandler = s.handle(func(w http.ResponseWriter, r *http.Request) error {
+		return methodNotAllowed("method %s is not allowed on %s", r.Method, r.URL.Path)
+	})
+	return s
+}
+
+// ServeHTTP limits the request body and routes the request.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, s.maxBody)
+	s.router.ServeHTTP(w, r)
+}
+
+func (s *Server) health(w http.ResponseWriter, r *http.Request) error {
+	writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "head": s.log.Head()})
+	return nil
+}

@@ -1,0 +1,94 @@
+package api
+
+import (
+	"math"
+	"net/http"
+	"strconv"
+
+	"github.com/gorilla/mux"
+
+	"github.com/hooklog/hooklog/projections"
+)
+
+// Paging of GET /api/v1/webhooks, as FFmate documents it.
+const (
+	defaultPerPage = 100
+	maxPerPage     = 100
+)
+
+func (s *Server) createWebhook(w http.ResponseWriter, r *http.Request) error {
+	in, err := decodeWebhookInput(r)
+	if err != nil {
+		return err
+	}
+
+	hook, err := s.webhooks.Create(r.Context(), in)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, hook)
+	return nil
+}
+
+// listWebhooks returns one page of webhooks, newest first, with the total
+// count in the X-Total header.
+func (s *Server) listWebhooks(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
+	page, err := intParam(q.Get("page"), "page", 0, 0, math.MaxInt32)
+	if err != nil {
+		return err
+	}
+	perPage, err := intParam(q.Get("perPage"), "perPage", defaultPerPage, 1, maxPerPage)
+	if err != nil {
+		return err
+	}
+
+	hooks, total := s.webhooks.List(page, perPage)
+	w.Header().Set("X-Total", strconv.Itoa(total))
+	writeJSON(w, http.StatusOK, hooks)
+	return nil
+}
+
+func (s *Server) getWebhook(w http.ResponseWriter, r *http.Request) error {
+	hook, err := s.webhooks.Get(mux.Vars(r)["id"])
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, hook)
+	return nil
+}
+
+func (s *Server) updateWebhook(w http.ResponseWriter, r *http.Request) error {
+	in, err := decodeWebhookInput(r)
+	if err != nil {
+		return err
+	}
+
+	hook, err := s.webhooks.Update(r.Context(), mux.Vars(r)["id"], in)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, hook)
+	return nil
+}
+
+func (s *Server) deleteWebhook(w http.ResponseWriter, r *http.Request) error {
+	if err := s.webhooks.Delete(r.Context(), mux.Vars(r)["id"]); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func decodeWebhookInput(r *http.Request) (projections.WebhookInput, error) {
+	body, err := readBody(r)
+	if err != nil {
+		return projections.WebhookInput{}, err
+	}
+
+	var in projections.WebhookInput
+	if err := decodeStrict(body, &in); err != nil {
+		return projections.WebhookInput{}, err
+	}
+	return in, nil
+}

@@ -1,0 +1,232 @@
+// Package app assembles hooklog's parts into a server: the Badger database,
+// the event log, the webhook projection, delivery and the HTTP API. It starts
+// them in that order and stops them in the reverse order.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/hooklog/hooklog/api"
+	"github.com/hooklog/hooklog/delivery"
+	"github.com/hooklog/hooklog/eventlog"
+	"github.com/hooklog/hooklog/metrics"
+	"github.com/hooklog/hooklog/projections"
+)
+
+// Config configures the server. Zero fields take the documented defaults.
+type Config struct {
+	// Addr is the listen address, such as ":3000" or "127.0.0.1:0".
+	Addr string
+	// DataDir holds the Badger database; it is created if missing.
+	DataDir string
+	// Delivery configures the delivery workers.
+	Delivery delivery.Config
+	// MaxBodyBytes limits request bodies; zero means api.DefaultMaxBodyBytes.
+	MaxBodyBytes int64
+	// ShutdownTimeout bounds the whole shutdown; zero means 10 seconds.
+	ShutdownTimeout time.Duration
+	// Logger receives the server's log lines; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// App is a running hooklog server.
+type App struct {
+	cfg      Config
+	logger   *slog.Logger
+	db       *badger.DB
+	log      *eventlog.Log
+	webhooks *projections.Webhooks
+	delivery *delivery.Manager
+	server   *http.Server
+	listener net.Listener
+}
+
+// Open opens the data directory, recovers the log and the webhook set, and
+// binds the listen address. It starts nothing; Run does.
+func Open(cfg Config) (*App, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.ShutdownTimeout <= 0 {
+		cfg.ShutdownTimeout = 10 * time.Second
+	}
+	if cfg.Delivery.Logger == nil {
+		cfg.Delivery.Logger = cfg.Logger
+	}
+	a := &App{cfg: cfg, logger: cfg.Logger}
+
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data directory: %w", err)
+	}
+
+	var err error
+	a.db, err = OpenDB(cfg.DataDir, cfg.Logger)
+	if err != nil {
+		return nil, err
+	}
+
+	a.log, err = eventlog.Open(a.db, eventlog.Options{})
+	if err != nil {
+		a.db.Close()
+		return nil, err
+	}
+
+	a.webhooks, err = projections.OpenWebhooks(a.log, a.db, cfg.Logger)
+	if err != nil {
+		a.log.Close()
+		a.db.Close()
+		return nil, err
+	}
+
+	a.delivery = delivery.NewManager(a.log, a.webhooks, a.db, cfg.Delivery)
+
+	handler := api.New(api.Config{
+		Log:          a.log,
+		Webhooks:     a.webhooks,
+		Gatherer:     metrics.NewRegistry(),
+		MaxBodyBytes: cfg.MaxBodyBytes,
+		Logger:       cfg.Logger,
+	})
+	a.server = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+
+	a.listener, err = net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		a.log.Close()
+		a.db.Close()
+		return nil, fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	return a, nil
+}
+
+// OpenDB opens the Badger database in dir. Every commit is synced, so a
+// write that returned is on disk.
+func OpenDB(dir string, logger *slog.Logger) (*badger.DB, error) {
+	opts := badger.DefaultOptions(dir).
+		WithSyncWrites(true).
+		WithLogger(badgerLogger{logger})
+	db, err := badger.Open(opts)
+	if err != nil {
+		return nil, fmt.Errorf("open database in %s: %w", dir, err)
+	}
+	return db, nil
+}
+
+// Addr returns the address the server listens on.
+func (a *App) Addr() string {
+	return a.listener.Addr().String()
+}
+
+// Run serves until ctx ends or serving fails, then shuts down: the API stops
+// taking requests and finishes those in flight, delivery stops, the
+// projection stores its snapshot, the log's writer stops and the database
+// closes. It returns the first error.
+func (a *App) Run(ctx context.Context) error {
+	a.logger.Info("hooklog started", "addr", a.Addr(), "data", a.cfg.DataDir, "head", a.log.Head(),
+		"webhooks", len(a.webhooks.Snapshot().Webhooks))
+
+	projectionCtx, stopProjection := context.WithCancel(context.Background())
+	deliveryCtx, stopDelivery := context.WithCancel(context.Background())
+	defer stopProjection()
+	defer stopDelivery()
+
+	var wg sync.WaitGroup
+	projectionErr := make(chan error, 1)
+	wg.Go(func() { projectionErr <- a.webhooks.Run(projectionCtx) })
+	deliveryErr := make(chan error, 1)
+	wg.Go(func() { deliveryErr <- a.delivery.Run(deliveryCtx) })
+	serveErr := make(chan error, 1)
+	wg.Go(func() { serveErr <- a.server.Serve(a.listener) })
+
+	var firstErr error
+	select {
+	case <-ctx.Done():
+	case err := <-serveErr:
+		firstErr = fmt.Errorf("serve HTTP: %w", err)
+	case err := <-projectionErr:
+		firstErr = fmt.Errorf("webhook projection: %w", err)
+	case err := <-deliveryErr:
+		firstErr = fmt.Errorf("delivery: %w", err)
+	}
+	a.logger.Info("hooklog stopping")
+
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
+	defer cancel()
+	keep := func(err error) {
+		if err != nil && firstErr == nil {
+			firstErr = err
+		}
+	}
+
+	// 1. Stop taking requests; publishes in flight finish and are answered.
+	if err := a.server.Shutdown(shutdownCtx); err != nil {
+		keep(fmt.Errorf("shut down HTTP server: %w", err))
+		a.server.Close()
+	}
+
+	// 2. Stop delivery. Each cursor was stored when its event was
+	// acknowledged, so nothing is left to save.
+	stopDelivery()
+
+	// 3. Stop the projection; it stores a snapshot of what it covers.
+	stopProjection()
+
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-shutdownCtx.Done():
+		keep(errors.New("shutdown timed out waiting for delivery and the projection"))
+	}
+
+	// 4. Stop the log's writer, then close the database.
+	keep(a.log.Close())
+	if err := a.db.Close(); err != nil {
+		keep(fmt.Errorf("close database: %w", err))
+	}
+
+	if firstErr != nil && !errors.Is(firstErr, http.ErrServerClosed) {
+		a.logger.Error("hooklog stopped with an error", "error", firstErr)
+		return firstErr
+	}
+	a.logger.Info("hooklog stopped")
+	return nil
+}
+
+// badgerLogger sends Badger's log lines to slog. Badger's info lines are
+// routine (compactions, replay), so they go out at debug level.
+type badgerLogger struct {
+	logger *slog.Logger
+}
+
+func (l badgerLogger) Errorf(format string, args ...any) {
+	l.logger.Error("badger: " + trimNewline(fmt.Sprintf(format, args...)))
+}
+
+func (l badgerLogger) Warningf(format string, args ...any) {
+	l.logger.Warn("badger: " + trimNewline(fmt.Sprintf(format, args...)))
+}
+
+func (l badgerLogger) Infof(format string, args ...any) {
+	l.logger.Debug("badger: " + trimNewline(fmt.Sprintf(format, args...)))
+}
+
+func (l badgerLogger) Debugf(format string, args ...any) {
+	l.logger.Debug("badger: " + trimNewline(fmt.Sprintf(format, args...)))
+}
+
+func trimNewline(s string) string {
+	for len(s) > 0 && s[len(s)-1] == '\n' {
+		s = s[:len(s)-1]
+	}
+	return s
+}

@@ -1,0 +1,215 @@
+// Package delivery sends the events of the log to the webhooks subscribed to
+// them: one worker per webhook, strictly in log order, one request in flight,
+// with a durable cursor so that a restart resumes where delivery stopped.
+package delivery
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/hooklog/hooklog/eventlog"
+	"github.com/hooklog/hooklog/projections"
+)
+
+// Config configures a Manager. Zero fields take the documented defaults.
+type Config struct {
+	// Policy decides the waits between attempts; zero means DefaultRetryPolicy.
+	Policy RetryPolicy
+	// AttemptTimeout bounds one attempt: connecting, sending, the response
+	// headers and the capped response body. Zero means 15 seconds.
+	AttemptTimeout time.Duration
+	// StopGrace is how long Run waits for attempts in flight to finish once
+	// its context ends, before it aborts them. Zero means 5 seconds.
+	StopGrace time.Duration
+	// UserAgent is sent with every request; empty means "hooklog".
+	UserAgent string
+	// Client sends the requests; nil means a shared client that keeps
+	// connections alive and does not follow redirects.
+	Client *http.Client
+	// Now returns the current time; nil means time.Now.
+	Now func() time.Time
+	// Logger receives a line per failed attempt; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Manager runs one worker per webhook and keeps the workers in step with the
+// webhook set.
+type Manager struct {
+	cfg      Config
+	log      *eventlog.Log
+	webhooks *projections.Webhooks
+	db       *badger.DB
+	sender   *sender
+	logger   *slog.Logger
+
+	workers map[string]*worker // owned by Run
+}
+
+// NewManager returns a manager that delivers the events of log to the
+// webhooks of webhooks and stores its cursors in db.
+func NewManager(log *eventlog.Log, webhooks *projections.Webhooks, db *badger.DB, cfg Config) *Manager {
+	if cfg.Policy.Schedule == nil && cfg.Policy.MaxDelay == 0 {
+		cfg.Policy = DefaultRetryPolicy()
+	}
+	if cfg.AttemptTimeout <= 0 {
+		cfg.AttemptTimeout = 15 * time.Second
+	}
+	if cfg.StopGrace <= 0 {
+		cfg.StopGrace = 5 * time.Second
+	}
+	if cfg.UserAgent == "" {
+		cfg.UserAgent = "hooklog"
+	}
+	if cfg.Client == nil {
+		cfg.Client = newHTTPClient()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+
+	return &Manager{
+		cfg:      cfg,
+		log:      log,
+		webhooks: webhooks,
+		db:       db,
+		logger:   cfg.Logger,
+		sender:   &sender{client: cfg.Client, userAgent: cfg.UserAgent, timeout: cfg.AttemptTimeout, now: cfg.Now},
+		workers:  make(map[string]*worker),
+	}
+}
+
+// Run starts a worker per webhook and follows changes to the webhook set
+// until ctx ends. Then it stops the workers: attempts in flight get
+// cfg.StopGrace to finish before they are aborted. Run returns when every
+// worker has returned.
+func (m *Manager) Run(ctx context.Context) error {
+	if err := m.removeOrphans(); err != nil {
+		return err
+	}
+
+	for {
+		changed := m.webhooks.Changed()
+		m.reconcile(m.webhooks.Snapshot())
+
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			m.stopAll()
+			return nil
+		}
+	}
+}
+
+// removeOrphans deletes stored states of webhooks that no longer exist, left
+// behind when the process ended between a deletion and its clean-up.
+func (m *Manager) removeOrphans() error {
+	ids, err := storedStateIDs(m.db)
+	if err != nil {
+		return err
+	}
+
+	set := m.webhooks.Snapshot()
+	for _, id := range ids {
+		if _, ok := set.Webhooks[id]; ok {
+			continue
+		}
+		if err := deleteState(m.db, id); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// reconcile starts workers for new webhooks, hands changes to running
+// workers and removes the workers of deleted webhooks with their state.
+func (m *Manager) reconcile(set projections.WebhookSet) {
+	for id, hook := range set.Webhooks {
+		if w, ok := m.workers[id]; ok {
+			if *w.hook.Load() != hook {
+				w.update(hook)
+			}
+			continue
+		}
+		m.start(hook)
+	}
+
+	for id, w := range m.workers {
+		if _, ok := set.Webhooks[id]; ok {
+			continue
+		}
+
+		// Deleted: abort the attempt in flight and forget the cursor, so
+		// nothing of the webhook remains after a restart.
+		close(w.stop)
+		w.cancel()
+		<-w.done
+		delete(m.workers, id)
+		if err := deleteState(m.db, id); err != nil {
+			m.logger.Error("removing the delivery state of a deleted webhook failed", "webhook_id", id, "error", err)
+		}
+	}
+}
+
+func (m *Manager) start(hook projections.Webhook) {
+	st, found, err := loadState(m.db, hook.UUID)
+	if err != nil {
+		m.logger.Error("loading the delivery state failed; delivery starts after the webhook's creation", "webhook_id", hook.UUID, "error", err)
+	}
+	if !found {
+		// A new webhook gets the events appended after its creation,
+		// starting with its own webhook.created.
+		st = State{Cursor: hook.CreatedSeq - 1}
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	w := &worker{
+		m:      m,
+		id:     hook.UUID,
+		wake:   make(chan struct{}, 1),
+		stop:   make(chan struct{}),
+		cancel: cancel,
+		done:   make(chan struct{}),
+		state:  st,
+	}
+	w.hook.Store(&hook)
+	m.workers[hook.UUID] = w
+
+	go w.run(ctx)
+}
+
+// stopAll stops every worker: first gracefully, then by aborting what is
+// still in flight after the grace period.
+func (m *Manager) stopAll() {
+	for _, w := range m.workers {
+		close(w.stop)
+	}
+
+	grace, cancel := context.WithTimeout(context.Background(), m.cfg.StopGrace)
+	defer cancel()
+
+	var wg sync.WaitGroup
+	for _, w := range m.workers {
+		wg.Go(func() {
+			select {
+			case <-w.done:
+			case <-grace.Done():
+				w.cancel()
+				<-w.done
+			}
+		})
+	}
+	wg.Wait()
+
+	for _, w := range m.workers {
+		w.cancel()
+	}
+	clear(m.workers)
+}

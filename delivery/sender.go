@@ -1,0 +1,157 @@
+package delivery
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/hooklog/hooklog/eventlog"
+)
+
+// maxResponseBody caps how much of a response body is read. The status
+// decides the outcome; the rest of the body is not read.
+const maxResponseBody = 64 << 10
+
+// Error classes of a failed attempt.
+const (
+	ClassStatus     = "status"             // the receiver answered with a status other than 2xx
+	ClassTimeout    = "timeout"            // the attempt's deadline passed
+	ClassRefused    = "connection_refused" // nothing listens at the address
+	ClassDNS        = "dns"                // the host name did not resolve
+	ClassTLS        = "tls"                // the TLS handshake or certificate failed
+	ClassConnection = "connection"         // any other transport error
+)
+
+// Attempt is the outcome of one delivery attempt.
+type Attempt struct {
+	Start    time.Time
+	Duration time.Duration
+	Status   int    // the response status, 0 when there was no response
+	Class    string // empty on success
+	Err      error  // nil on success
+}
+
+// OK reports whether the receiver acknowledged the event with a 2xx status.
+func (a Attempt) OK() bool {
+	return a.Err == nil && a.Status >= 200 && a.Status < 300
+}
+
+// Describe returns the status or error of the attempt for logs and state.
+func (a Attempt) Describe() string {
+	if a.Err != nil {
+		return a.Err.Error()
+	}
+	return "status " + strconv.Itoa(a.Status)
+}
+
+// sender sends one request per attempt through a shared client.
+type sender struct {
+	client    *http.Client
+	userAgent string
+	timeout   time.Duration
+	now       func() time.Time
+}
+
+// newHTTPClient returns the client shared by all workers: keep-alive
+// connections, no redirects followed, and no client-wide timeout because
+// every attempt carries its own deadline.
+func newHTTPClient() *http.Client {
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	transport.MaxIdleConnsPerHost = 16
+	transport.ResponseHeaderTimeout = 0
+	return &http.Client{
+		Transport: transport,
+		CheckRedirect: func(*http.Request, []*http.Request) error {
+			return http.ErrUseLastResponse
+		},
+	}
+}
+
+// deliveryBody returns the body sent for a record: exactly the event name,
+// the time the event entered the log and its data, byte for byte.
+func deliveryBody(r eventlog.Record) []byte {
+	buf := make([]byte, 0, 64+len(r.Event)+len(r.Data))
+	buf = append(buf, `{"event":`...)
+	buf = eventlog.AppendJSONString(buf, r.Event)
+	buf = append(buf, `,"timestamp":"`...)
+	buf = append(buf, r.TimestampText()...)
+	buf = append(buf, `","data":`...)
+	buf = append(buf, r.Data...)
+	return append(buf, '}')
+}
+
+// send makes one attempt to deliver r with the given body to url. The
+// deadline covers connecting, sending, the response headers and reading the
+// capped body.
+func (s *sender) send(ctx context.Context, url string, r eventlog.Record, body []byte) Attempt {
+	start := s.now()
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+
+	a := Attempt{Start: start}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		a.Class, a.Err = ClassConnection, fmt.Errorf("build request: %w", err)
+		return a
+	}
+
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", s.userAgent)
+	req.Header.Set("webhook-id", r.ID.String())
+	req.Header.Set("webhook-timestamp", strconv.FormatInt(start.Unix(), 10))
+	req.Header.Set("X-Hooklog-Sequence", strconv.FormatUint(r.Seq, 10))
+
+	resp, err := s.client.Do(req)
+	if err != nil {
+		a.Duration = s.now().Sub(start)
+		a.Class, a.Err = classify(err), err
+		return a
+	}
+
+	// The status decides the outcome, so an error while reading the capped
+	// body changes nothing.
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxResponseBody))
+	resp.Body.Close()
+	a.Duration = s.now().Sub(start)
+	a.Status = resp.StatusCode
+
+	if a.Status < 200 || a.Status > 299 {
+		a.Class, a.Err = ClassStatus, fmt.Errorf("receiver answered status %d", a.Status)
+		if loc := resp.Header.Get("Location"); loc != "" && a.Status >= 300 && a.Status < 400 {
+			a.Err = fmt.Errorf("receiver answered status %d with Location %q; redirects are not followed", a.Status, loc)
+		}
+	}
+	return a
+}
+
+// classify names the kind of transport error.
+func classify(err error) string {
+	var dnsErr *net.DNSError
+	var certErr *tls.CertificateVerificationError
+	var recordErr tls.RecordHeaderError
+	switch {
+	case errors.Is(err, context.DeadlineExceeded) || isTimeout(err):
+		return ClassTimeout
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return ClassRefused
+	case errors.As(err, &dnsErr):
+		return ClassDNS
+	case errors.As(err, &certErr) || errors.As(err, &recordErr):
+		return ClassTLS
+	default:
+		return ClassConnection
+	}
+}
+
+func isTimeout(err error) bool {
+	var netErr net.Error
+	return errors.As(err, &netErr) && netErr.Timeout()
+}

@@ -1,0 +1,520 @@
+// Package eventlog is hooklog's append-only event log on Badger.
+//
+// A single writer goroutine assigns sequence numbers at commit: they start at
+// 1, have no gaps, and become visible in order, so a reader never sees seq N+1
+// before N. Concurrent appends are group-committed in one Badger transaction,
+// which the database syncs before Append returns (the database must be opened
+// with SyncWrites).
+package eventlog
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/google/uuid"
+)
+
+// Errors returned by the log.
+var (
+	// ErrNotFound is returned for a sequence number outside the log.
+	ErrNotFound = errors.New("eventlog: record not found")
+	// ErrClosed is returned once Close has been called.
+	ErrClosed = errors.New("eventlog: log closed")
+	// ErrBatchTooLarge is returned by Append for a batch that does not fit in
+	// one group commit.
+	ErrBatchTooLarge = errors.New("eventlog: batch too large")
+)
+
+// Defaults for Options.
+const (
+	DefaultMaxBatchBytes  = 8 << 20
+	DefaultMaxBatchEvents = 10000
+	maxEventNameLen       = 255
+)
+
+// Key prefixes. Records live under 'e' + big-endian seq; the index of event
+// names under 'n' + name + 0x00 + big-endian seq, written in the same
+// transaction as the record it points to.
+const (
+	prefixEvent = 'e'
+	prefixIndex = 'n'
+)
+
+// Options configures a Log. The zero value is usable.
+type Options struct {
+	// Now returns the current time; nil means time.Now.
+	Now func() time.Time
+	// MaxBatchBytes caps the encoded size of one group commit; zero means
+	// DefaultMaxBatchBytes. It must stay below Badger's batch limit, which is
+	// 15% of the memtable size.
+	MaxBatchBytes int
+	// MaxBatchEvents caps the events in one group commit; zero means
+	// DefaultMaxBatchEvents.
+	MaxBatchEvents int
+}
+
+// Log is the event log. Its methods are safe for concurrent use.
+type Log struct {
+	db   *badger.DB
+	opts Options
+
+	requests chan *appendRequest // unbuffered: a received request is always answered
+	stop     chan struct{}       // closed by Close
+	done     chan struct{}       // closed when the writer has returned
+	stopOnce sync.Once
+
+	mu     sync.Mutex // guards head and notify
+	head   uint64     // last visible seq; 0 when the log is empty
+	notify chan struct{}
+
+	// Owned by the writer goroutine.
+	lastTimestamp time.Time
+}
+
+type appendRequest struct {
+	entries []Entry
+	size    int
+	result  chan appendResult // buffered, capacity 1
+}
+
+type appendResult struct {
+	records []Record
+	err     error
+}
+
+// Open recovers the head of the log stored in db and starts its writer. The
+// caller keeps ownership of db and must call Close before closing db.
+func Open(db *badger.DB, opts Options) (*Log, error) {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.MaxBatchBytes <= 0 {
+		opts.MaxBatchBytes = DefaultMaxBatchBytes
+	}
+	if opts.MaxBatchEvents <= 0 {
+		opts.MaxBatchEvents = DefaultMaxBatchEvents
+	}
+
+	l := &Log{
+		db:       db,
+		opts:     opts,
+		requests: make(chan *appendRequest),
+		stop:     make(chan struct{}),
+		done:     make(chan struct{}),
+		notify:   make(chan struct{}),
+	}
+
+	last, err := l.recoverHead()
+	if err != nil {
+		return nil, err
+	}
+	l.head = last.Seq
+	l.lastTimestamp = last.Timestamp
+
+	go l.writer()
+	return l, nil
+}
+
+// recoverHead returns the last record in the log, or a zero Record when the
+// log is empty.
+func (l *Log) recoverHead() (Record, error) {
+	var last Record
+	err := l.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Reverse: true, Prefix: []byte{prefixEvent}})
+		defer it.Close()
+
+		it.Seek(eventKey(^uint64(0)))
+		if !it.Valid() {
+			return nil
+		}
+
+		item := it.Item()
+		value, err := item.ValueCopy(nil)
+		if err != nil {
+			return err
+		}
+		last, err = decodeRecord(binary.BigEndian.Uint64(item.Key()[1:]), value)
+		return err
+	})
+	if err != nil {
+		return Record{}, fmt.Errorf("recover log head: %w", err)
+	}
+	return last, nil
+}
+
+// Close stops the writer after the batch it is committing. Appends that have
+// not reached the writer fail with ErrClosed. Close is safe to call twice.
+func (l *Log) Close() error {
+	l.stopOnce.Do(func() { close(l.stop) })
+	<-l.done
+	return nil
+}
+
+// Head returns the sequence number of the last visible record, 0 for an
+// empty log.
+func (l *Log) Head() uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.head
+}
+
+// HeadChanged returns the head and a channel that is closed once the head
+// moves past it, for callers that wait on several channels at once.
+func (l *Log) HeadChanged() (uint64, <-chan struct{}) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.head, l.notify
+}
+
+// Wait blocks until the head is greater than after and returns the new head.
+// It returns early with ctx.Err() or ErrClosed.
+func (l *Log) Wait(ctx context.Context, after uint64) (uint64, error) {
+	for {
+		head, notify := l.HeadChanged()
+
+		if head > after {
+			return head, nil
+		}
+
+		select {
+		case <-notify:
+		case <-ctx.Done():
+			return head, ctx.Err()
+		case <-l.stop:
+			return head, ErrClosed
+		}
+	}
+}
+
+// Append appends entries atomically with consecutive sequence numbers and
+// returns their records once the batch holding them is durable. Either all
+// entries are appended or none is. The entries' Data must not be modified
+// until Append returns.
+func (l *Log) Append(ctx context.Context, entries []Entry) ([]Record, error) {
+	if len(entries) == 0 {
+		return nil, nil
+	}
+
+	size := 0
+	for _, e := range entries {
+		if e.Event == "" || len(e.Event) > maxEventNameLen {
+			return nil, fmt.Errorf("append event %q: name must have 1 to %d bytes", e.Event, maxEventNameLen)
+		}
+		size += entrySize(e)
+	}
+	if size > l.opts.MaxBatchBytes || len(entries) > l.opts.MaxBatchEvents {
+		return nil, fmt.Errorf("append %d events of %d bytes (limits: %d events, %d bytes): %w",
+			len(entries), size, l.opts.MaxBatchEvents, l.opts.MaxBatchBytes, ErrBatchTooLarge)
+	}
+
+	req := &appendRequest{entries: entries, size: size, result: make(chan appendResult, 1)}
+	select {
+	case l.requests <- req:
+	case <-l.stop:
+		return nil, ErrClosed
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+
+	// The writer answers every request it received, so this wait is bounded
+	// by one commit. Not selecting on ctx here keeps the answer truthful: an
+	// error never hides an event that was appended.
+	res := <-req.result
+	return res.records, res.err
+}
+
+func entrySize(e Entry) int {
+	// The record key and value, plus the index key with its empty value.
+	return 9 + headerSize + len(e.Event) + len(e.Data) + 1 + len(e.Event) + 1 + 8
+}
+
+// writer is the only goroutine that writes records. It gathers the requests
+// that are waiting into one transaction, up to the batch limits.
+func (l *Log) writer() {
+	defer close(l.done)
+
+	var carry *appendRequest
+	for {
+		var batch []*appendRequest
+		if carry != nil {
+			batch, carry = append(batch, carry), nil
+		} else {
+			select {
+			case req := <-l.requests:
+				batch = append(batch, req)
+			case <-l.stop:
+				return
+			}
+		}
+
+		size, count := batch[0].size, len(batch[0].entries)
+	gather:
+		for {
+			select {
+			case req := <-l.requests:
+				if size+req.size > l.opts.MaxBatchBytes || count+len(req.entries) > l.opts.MaxBatchEvents {
+					carry = req
+					break gather
+				}
+				batch = append(batch, req)
+				size += req.size
+				count += len(req.entries)
+			default:
+				break gather
+			}
+		}
+
+		l.commit(batch)
+	}
+}
+
+// commit writes one group of requests in a single transaction and answers
+// each of them. The head moves only after a successful commit, so a failed
+// commit leaves no gap.
+func (l *Log) commit(batch []*appendRequest) {
+	now := l.opts.Now().UTC()
+	if now.Before(l.lastTimestamp) {
+		now = l.lastTimestamp
+	}
+
+	l.mu.Lock()
+	seq := l.head
+	l.mu.Unlock()
+
+	results, err := l.write(batch, seq, now)
+	if err != nil {
+		for _, req := range batch {
+			req.result <- appendResult{err: err}
+		}
+		return
+	}
+
+	l.lastTimestamp = now
+	l.mu.Lock()
+	l.head = seq + uint64(countEntries(batch))
+	close(l.notify)
+	l.notify = make(chan struct{})
+	l.mu.Unlock()
+
+	for i, req := range batch {
+		req.result <- appendResult{records: results[i]}
+	}
+}
+
+func (l *Log) write(batch []*appendRequest, seq uint64, now time.Time) ([][]Record, error) {
+	txn := l.db.NewTransaction(true)
+	defer txn.Discard()
+
+	results := make([][]Record, len(batch))
+	for i, req := range batch {
+		records := make([]Record, len(req.entries))
+		for j, e := range req.entries {
+			id, err := uuid.NewV7()
+			if err != nil {
+				return nil, fmt.Errorf("append: generate event id: %w", err)
+			}
+
+			seq++
+			records[j] = Record{Seq: seq, ID: id, Event: e.Event, Timestamp: now, Source: e.Source, Data: e.Data}
+			if err := txn.Set(eventKey(seq), encodeRecord(records[j])); err != nil {
+				return nil, fmt.Errorf("append seq %d: %w", seq, err)
+			}
+			if err := txn.Set(indexKey(e.Event, seq), nil); err != nil {
+				return nil, fmt.Errorf("append seq %d: %w", seq, err)
+			}
+		}
+		results[i] = records
+	}
+
+	if err := txn.Commit(); err != nil {
+		return nil, fmt.Errorf("append: commit: %w", err)
+	}
+	return results, nil
+}
+
+func countEntries(batch []*appendRequest) int {
+	n := 0
+	for _, req := range batch {
+		n += len(req.entries)
+	}
+	return n
+}
+
+// Query selects records for Read.
+type Query struct {
+	// After is exclusive: records with seq > After are returned.
+	After uint64
+	// Through is inclusive; zero, or a value above the head, means the head.
+	Through uint64
+	// Limit caps the number of records; it must be positive.
+	Limit int
+	// Events keeps only records with one of these names; empty keeps all.
+	Events []string
+}
+
+// Read returns the records selected by q in sequence order. The returned
+// records are owned by the caller.
+func (l *Log) Read(q Query) ([]Record, error) {
+	head := l.Head()
+	if q.Through == 0 || q.Through > head {
+		q.Through = head
+	}
+	if q.Limit <= 0 || q.After >= q.Through {
+		return nil, nil
+	}
+
+	var records []Record
+	err := l.db.View(func(txn *badger.Txn) error {
+		if len(q.Events) == 0 {
+			var err error
+			records, err = readRange(txn, q)
+			return err
+		}
+
+		seqs := indexedSeqs(txn, q)
+		records = make([]Record, 0, len(seqs))
+		for _, seq := range seqs {
+			r, err := getRecord(txn, seq)
+			if err != nil {
+				return err
+			}
+			records = append(records, r)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read after seq %d: %w", q.After, err)
+	}
+	return records, nil
+}
+
+func readRange(txn *badger.Txn, q Query) ([]Record, error) {
+	it := txn.NewIterator(badger.IteratorOptions{
+		PrefetchValues: true,
+		PrefetchSize:   min(q.Limit, 100),
+		Prefix:         []byte{prefixEvent},
+	})
+	defer it.Close()
+
+	var records []Record
+	for it.Seek(eventKey(q.After + 1)); it.Valid() && len(records) < q.Limit; it.Next() {
+		item := it.Item()
+		seq := binary.BigEndian.Uint64(item.Key()[1:])
+		if seq > q.Through {
+			break
+		}
+
+		value, err := item.ValueCopy(nil)
+		if err != nil {
+			return nil, err
+		}
+		r, err := decodeRecord(seq, value)
+		if err != nil {
+			return nil, err
+		}
+		records = append(records, r)
+	}
+	return records, nil
+}
+
+// indexedSeqs returns the first q.Limit sequence numbers in (q.After,
+// q.Through] of records named in q.Events, in order.
+func indexedSeqs(txn *badger.Txn, q Query) []uint64 {
+	var seqs []uint64
+	for _, name := range q.Events {
+		prefix := append(append([]byte{prefixIndex}, name...), 0)
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
+
+		found := 0
+		for it.Seek(indexKey(name, q.After+1)); it.Valid() && found < q.Limit; it.Next() {
+			key := it.Item().Key()
+			seq := binary.BigEndian.Uint64(key[len(key)-8:])
+			if seq > q.Through {
+				break
+			}
+			seqs = append(seqs, seq)
+			found++
+		}
+		it.Close()
+	}
+
+	if len(q.Events) > 1 {
+		sort.Slice(seqs, func(i, j int) bool { return seqs[i] < seqs[j] })
+		if len(seqs) > q.Limit {
+			seqs = seqs[:q.Limit]
+		}
+	}
+	return seqs
+}
+
+// Get returns the record with sequence number seq, or ErrNotFound.
+func (l *Log) Get(seq uint64) (Record, error) {
+	if seq == 0 || seq > l.Head() {
+		return Record{}, fmt.Errorf("get seq %d: %w", seq, ErrNotFound)
+	}
+
+	var r Record
+	err := l.db.View(func(txn *badger.Txn) error {
+		var err error
+		r, err = getRecord(txn, seq)
+		return err
+	})
+	if err != nil {
+		return Record{}, fmt.Errorf("get seq %d: %w", seq, err)
+	}
+	return r, nil
+}
+
+func getRecord(txn *badger.Txn, seq uint64) (Record, error) {
+	item, err := txn.Get(eventKey(seq))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return Record{}, ErrNotFound
+	}
+	if err != nil {
+		return Record{}, err
+	}
+
+	value, err := item.ValueCopy(nil)
+	if err != nil {
+		return Record{}, err
+	}
+	return decodeRecord(seq, value)
+}
+
+// SeqAt returns the sequence number of the first record whose timestamp is
+// at or after t, or Head()+1 when every record is older. Timestamps never
+// decrease along the log, so this is a binary search.
+func (l *Log) SeqAt(t time.Time) (uint64, error) {
+	lo, hi := uint64(1), l.Head()+1 // the answer lies in [lo, hi]
+	for lo < hi {
+		mid := lo + (hi-lo)/2
+		r, err := l.Get(mid)
+		if err != nil {
+			return 0, fmt.Errorf("find seq at %s: %w", t.Format(time.RFC3339Nano), err)
+		}
+		if r.Timestamp.Before(t) {
+			lo = mid + 1
+		} else {
+			hi = mid
+		}
+	}
+	return lo, nil
+}
+
+func eventKey(seq uint64) []byte {
+	return binary.BigEndian.AppendUint64([]byte{prefixEvent}, seq)
+}
+
+func indexKey(event string, seq uint64) []byte {
+	key := make([]byte, 0, 1+len(event)+1+8)
+	key = append(key, prefixIndex)
+	key = append(key, event...)
+	key = append(key, 0)
+	return binary.BigEndian.AppendUint64(key, seq)
+}
