@@ -61,16 +61,19 @@ func New(cfg Config) *Server {
 		r.Handle("/metrics", promhttp.HandlerFor(cfg.Gatherer, promhttp.HandlerOpts{})).Methods(http.MethodGet)
 	}
 
-	v1 := r.PathPrefix("/api/v1").Subrouter()
-	v1.Handle("/events", s.handle(s.publish)).Methods(http.MethodPost)
-	v1.Handle("/events", s.handle(s.listEvents)).Methods(http.MethodGet)
-	v1.Handle("/events/{seq}", s.handle(s.getEvent)).Methods(http.MethodGet)
+	// Routes are registered on the root router with their full paths,
+	// because a gorilla/mux v1.8.1 subrouter answers 404 instead of 405 when
+	// only the method is wrong.
+	const v1 = "/api/v1"
+	r.Handle(v1+"/events", s.handle(s.publish)).Methods(http.MethodPost)
+	r.Handle(v1+"/events", s.handle(s.listEvents)).Methods(http.MethodGet)
+	r.Handle(v1+"/events/{seq}", s.handle(s.getEvent)).Methods(http.MethodGet)
 
-	v1.Handle("/webhooks", s.handle(s.createWebhook)).Methods(http.MethodPost)
-	v1.Handle("/webhooks", s.handle(s.listWebhooks)).Methods(http.MethodGet)
-	v1.Handle("/webhooks/{id}", s.handle(s.getWebhook)).Methods(http.MethodGet)
-	v1.Handle("/webhooks/{id}", s.handle(s.updateWebhook)).Methods(http.MethodPut)
-	v1.Handle("/webhooks/{id}", s.handle(s.deleteWebhook)).Methods(http.MethodDelete)
+	r.Handle(v1+"/webhooks", s.handle(s.createWebhook)).Methods(http.MethodPost)
+	r.Handle(v1+"/webhooks", s.handle(s.listWebhooks)).Methods(http.MethodGet)
+	r.Handle(v1+"/webhooks/{id}", s.handle(s.getWebhook)).Methods(http.MethodGet)
+	r.Handle(v1+"/webhooks/{id}", s.handle(s.updateWebhook)).Methods(http.MethodPut)
+	r.Handle(v1+"/webhooks/{id}", s.handle(s.deleteWebhook)).Methods(http.MethodDelete)
 
 	r.NotFoundHandler = s.handle(func(w http.ResponseWriter, r *http.Request) error {
 		return notFound("no route for %s %s", r.Method, r.URL.Path)

@@ -121,6 +121,11 @@ func OpenDB(dir string, logger *slog.Logger) (*badger.DB, error) {
 	return db, nil
 }
 
+// Delivery returns the delivery manager.
+func (a *App) Delivery() *delivery.Manager {
+	return a.delivery
+}
+
 // Addr returns the address the server listens on.
 func (a *App) Addr() string {
 	return a.listener.Addr().String()

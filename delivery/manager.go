@@ -108,6 +108,13 @@ func (m *Manager) Run(ctx context.Context) error {
 	}
 }
 
+// StoredState returns the stored delivery state of a webhook and whether
+// there is one. A webhook without a stored state has not finished or failed
+// an attempt yet.
+func (m *Manager) StoredState(webhookID string) (State, bool, error) {
+	return loadState(m.db, webhookID)
+}
+
 // removeOrphans deletes stored states of webhooks that no longer exist, left
 // behind when the process ended between a deletion and its clean-up.
 func (m *Manager) removeOrphans() error {

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -75,6 +76,8 @@ type Log struct {
 
 	// Owned by the writer goroutine.
 	lastTimestamp time.Time
+
+	commits atomic.Uint64 // successful group commits
 }
 
 type appendRequest struct {
@@ -296,6 +299,7 @@ func (l *Log) commit(batch []*appendRequest) {
 	}
 
 	l.lastTimestamp = now
+	l.commits.Add(1)
 	l.mu.Lock()
 	l.head = seq + uint64(countEntries(batch))
 	close(l.notify)

@@ -28,8 +28,9 @@ var version = "dev"
 const usage = `hooklog records FFmate events in a durable log and delivers them to webhooks.
 
 Usage:
-  hooklog server [flags]   run the server (hooklog server --help lists the flags)
-  hooklog version          print the version
+  hooklog server [flags]    run the server (hooklog server --help lists the flags)
+  hooklog receive [flags]   run a receiver that prints every delivery, for trying hooklog out
+  hooklog version           print the version
 `
 
 func main() {
@@ -45,6 +46,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "server":
 		return runServer(args[1:], stderr)
+	case "receive":
+		return runReceive(args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintf(stdout, "hooklog %s\n", version)
 		return 0
