@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/hooklog/hooklog/delivery"
 	"github.com/hooklog/hooklog/eventlog"
 	"github.com/hooklog/hooklog/projections"
 )
@@ -23,6 +24,7 @@ const DefaultMaxBodyBytes = 4 << 20
 type Config struct {
 	Log      *eventlog.Log
 	Webhooks *projections.Webhooks
+	Delivery *delivery.Manager
 	// Gatherer is served at /metrics; nil serves no /metrics route.
 	Gatherer prometheus.Gatherer
 	// MaxBodyBytes limits request bodies; zero means DefaultMaxBodyBytes.
@@ -34,6 +36,7 @@ type Config struct {
 type Server struct {
 	log      *eventlog.Log
 	webhooks *projections.Webhooks
+	delivery *delivery.Manager
 	maxBody  int64
 	logger   *slog.Logger
 	router   *mux.Router
@@ -44,6 +47,7 @@ func New(cfg Config) *Server {
 	s := &Server{
 		log:      cfg.Log,
 		webhooks: cfg.Webhooks,
+		delivery: cfg.Delivery,
 		maxBody:  cfg.MaxBodyBytes,
 		logger:   cfg.Logger,
 		router:   mux.NewRouter(),
@@ -71,9 +75,13 @@ func New(cfg Config) *Server {
 
 	r.Handle(v1+"/webhooks", s.handle(s.createWebhook)).Methods(http.MethodPost)
 	r.Handle(v1+"/webhooks", s.handle(s.listWebhooks)).Methods(http.MethodGet)
+	// Before /webhooks/{id}, which would match it too.
+	r.Handle(v1+"/webhooks/executions", s.handle(s.listExecutions)).Methods(http.MethodGet)
 	r.Handle(v1+"/webhooks/{id}", s.handle(s.getWebhook)).Methods(http.MethodGet)
 	r.Handle(v1+"/webhooks/{id}", s.handle(s.updateWebhook)).Methods(http.MethodPut)
 	r.Handle(v1+"/webhooks/{id}", s.handle(s.deleteWebhook)).Methods(http.MethodDelete)
+	r.Handle(v1+"/webhooks/{id}/executions", s.handle(s.listWebhookExecutions)).Methods(http.MethodGet)
+	r.Handle(v1+"/webhooks/{id}/parked", s.handle(s.listParked)).Methods(http.MethodGet)
 
 	r.NotFoundHandler = s.handle(func(w http.ResponseWriter, r *http.Request) error {
 		return notFound("no route for %s %s", r.Method, r.URL.Path)

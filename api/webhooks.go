@@ -33,12 +33,7 @@ func (s *Server) createWebhook(w http.ResponseWriter, r *http.Request) error {
 // listWebhooks returns one page of webhooks, newest first, with the total
 // count in the X-Total header.
 func (s *Server) listWebhooks(w http.ResponseWriter, r *http.Request) error {
-	q := r.URL.Query()
-	page, err := intParam(q.Get("page"), "page", 0, 0, math.MaxInt32)
-	if err != nil {
-		return err
-	}
-	perPage, err := intParam(q.Get("perPage"), "perPage", defaultPerPage, 1, maxPerPage)
+	page, perPage, err := pageParams(r)
 	if err != nil {
 		return err
 	}
@@ -78,6 +73,72 @@ func (s *Server) deleteWebhook(w http.ResponseWriter, r *http.Request) error {
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
+}
+
+// listExecutions returns one page of the attempt log of all webhooks,
+// newest first, with the total count in X-Total, as FFmate does.
+func (s *Server) listExecutions(w http.ResponseWriter, r *http.Request) error {
+	return s.writeExecutions(w, r, "")
+}
+
+// listWebhookExecutions is listExecutions for one webhook.
+func (s *Server) listWebhookExecutions(w http.ResponseWriter, r *http.Request) error {
+	hook, err := s.webhooks.Get(mux.Vars(r)["id"])
+	if err != nil {
+		return err
+	}
+	return s.writeExecutions(w, r, hook.UUID)
+}
+
+func (s *Server) writeExecutions(w http.ResponseWriter, r *http.Request, webhookID string) error {
+	page, perPage, err := pageParams(r)
+	if err != nil {
+		return err
+	}
+
+	attempts, total, err := s.delivery.Attempts(webhookID, page, perPage)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("X-Total", strconv.Itoa(total))
+	writeJSON(w, http.StatusOK, attempts)
+	return nil
+}
+
+// listParked returns one page of a webhook's parked events in seq order,
+// with the total count in X-Total.
+func (s *Server) listParked(w http.ResponseWriter, r *http.Request) error {
+	hook, err := s.webhooks.Get(mux.Vars(r)["id"])
+	if err != nil {
+		return err
+	}
+	page, perPage, err := pageParams(r)
+	if err != nil {
+		return err
+	}
+
+	parked, total, err := s.delivery.Parked(hook.UUID, page, perPage)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("X-Total", strconv.Itoa(total))
+	writeJSON(w, http.StatusOK, parked)
+	return nil
+}
+
+// pageParams reads FFmate's paging parameters: page from 0 (default 0) and
+// perPage from 1 to 100 (default 100).
+func pageParams(r *http.Request) (page, perPage int, err error) {
+	q := r.URL.Query()
+	page, err = intParam(q.Get("page"), "page", 0, 0, math.MaxInt32)
+	if err != nil {
+		return 0, 0, err
+	}
+	perPage, err = intParam(q.Get("perPage"), "perPage", defaultPerPage, 1, maxPerPage)
+	if err != nil {
+		return 0, 0, err
+	}
+	return page, perPage, nil
 }
 
 func decodeWebhookInput(r *http.Request) (projections.WebhookInput, error) {

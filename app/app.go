@@ -93,6 +93,7 @@ func Open(cfg Config) (*App, error) {
 	handler := api.New(api.Config{
 		Log:          a.log,
 		Webhooks:     a.webhooks,
+		Delivery:     a.delivery,
 		Gatherer:     metrics.NewRegistry(),
 		MaxBodyBytes: cfg.MaxBodyBytes,
 		Logger:       cfg.Logger,

@@ -34,12 +34,22 @@ type server struct {
 // start opens and runs an App on dir. The test ends it unless it stops it first.
 func start(t *testing.T, dir string) *server {
 	t.Helper()
-	a, err := Open(Config{
+	return startWith(t, dir, nil)
+}
+
+// startWith is start with a function that changes the configuration first.
+func startWith(t *testing.T, dir string, change func(*Config)) *server {
+	t.Helper()
+	cfg := Config{
 		Addr:     "127.0.0.1:0",
 		DataDir:  dir,
 		Delivery: delivery.Config{Policy: fastRetries, AttemptTimeout: 5 * time.Second, StopGrace: time.Second},
 		Logger:   slog.New(slog.DiscardHandler),
-	})
+	}
+	if change != nil {
+		change(&cfg)
+	}
+	a, err := Open(cfg)
 	if err != nil {
 		t.Fatalf("open app: %v", err)
 	}

@@ -28,11 +28,17 @@ type Config struct {
 	StopGrace time.Duration
 	// UserAgent is sent with every request; empty means "hooklog".
 	UserAgent string
-	// Client sends the requests; nil means a shared client that keeps
-	// connections alive and does not follow redirects.
+	// AddressPolicy decides which addresses delivery may connect to.
+	AddressPolicy AddressPolicy
+	// AttemptRetention is how long attempt records are kept; zero means
+	// 7 days.
+	AttemptRetention time.Duration
+	// Client sends the requests; nil means a client built for
+	// AddressPolicy that keeps connections alive and follows no redirect.
+	// A client given here must enforce its own address policy.
 	Client *http.Client
-	// Now returns the current time; nil means time.Now.
-	Now func() time.Time
+	// Clock is the time source; nil means the system clock.
+	Clock Clock
 	// Logger receives a line per failed attempt; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -43,8 +49,9 @@ type Manager struct {
 	cfg      Config
 	log      *eventlog.Log
 	webhooks *projections.Webhooks
-	db       *badger.DB
+	store    *store
 	sender   *sender
+	clock    Clock
 	logger   *slog.Logger
 
 	workers map[string]*worker // owned by Run
@@ -65,11 +72,14 @@ func NewManager(log *eventlog.Log, webhooks *projections.Webhooks, db *badger.DB
 	if cfg.UserAgent == "" {
 		cfg.UserAgent = "hooklog"
 	}
-	if cfg.Client == nil {
-		cfg.Client = newHTTPClient()
+	if cfg.AttemptRetention <= 0 {
+		cfg.AttemptRetention = 7 * 24 * time.Hour
 	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
+	if cfg.Client == nil {
+		cfg.Client = newHTTPClient(cfg.AddressPolicy)
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = realClock{}
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -79,9 +89,10 @@ func NewManager(log *eventlog.Log, webhooks *projections.Webhooks, db *badger.DB
 		cfg:      cfg,
 		log:      log,
 		webhooks: webhooks,
-		db:       db,
+		store:    &store{db: db, retention: cfg.AttemptRetention},
+		clock:    cfg.Clock,
 		logger:   cfg.Logger,
-		sender:   &sender{client: cfg.Client, userAgent: cfg.UserAgent, timeout: cfg.AttemptTimeout, now: cfg.Now},
+		sender:   &sender{client: cfg.Client, userAgent: cfg.UserAgent, timeout: cfg.AttemptTimeout, clock: cfg.Clock},
 		workers:  make(map[string]*worker),
 	}
 }
@@ -109,16 +120,28 @@ func (m *Manager) Run(ctx context.Context) error {
 }
 
 // StoredState returns the stored delivery state of a webhook and whether
-// there is one. A webhook without a stored state has not finished or failed
-// an attempt yet.
+// there is one. A webhook without a stored state has made no attempt yet.
 func (m *Manager) StoredState(webhookID string) (State, bool, error) {
-	return loadState(m.db, webhookID)
+	return m.store.loadState(webhookID)
+}
+
+// Parked returns one page of a webhook's parked events in seq order, and
+// their total count. Pages start at 0.
+func (m *Manager) Parked(webhookID string, page, perPage int) ([]Parked, int, error) {
+	return m.store.parked(webhookID, page, perPage)
+}
+
+// Attempts returns one page of the attempt log, newest first, and its total
+// count: of one webhook, or of all webhooks when webhookID is empty. Pages
+// start at 0.
+func (m *Manager) Attempts(webhookID string, page, perPage int) ([]AttemptRecord, int, error) {
+	return m.store.attempts(webhookID, page, perPage)
 }
 
 // removeOrphans deletes stored states of webhooks that no longer exist, left
 // behind when the process ended between a deletion and its clean-up.
 func (m *Manager) removeOrphans() error {
-	ids, err := storedStateIDs(m.db)
+	ids, err := m.store.stateIDs()
 	if err != nil {
 		return err
 	}
@@ -128,7 +151,7 @@ func (m *Manager) removeOrphans() error {
 		if _, ok := set.Webhooks[id]; ok {
 			continue
 		}
-		if err := deleteState(m.db, id); err != nil {
+		if err := m.store.forget(id); err != nil {
 			return err
 		}
 	}
@@ -153,20 +176,21 @@ func (m *Manager) reconcile(set projections.WebhookSet) {
 			continue
 		}
 
-		// Deleted: abort the attempt in flight and forget the cursor, so
-		// nothing of the webhook remains after a restart.
+		// Deleted: abort the attempt in flight and forget the cursor and
+		// the parked events, so nothing of the webhook remains after a
+		// restart but its attempt records, which expire.
 		close(w.stop)
 		w.cancel()
 		<-w.done
 		delete(m.workers, id)
-		if err := deleteState(m.db, id); err != nil {
+		if err := m.store.forget(id); err != nil {
 			m.logger.Error("removing the delivery state of a deleted webhook failed", "webhook_id", id, "error", err)
 		}
 	}
 }
 
 func (m *Manager) start(hook projections.Webhook) {
-	st, found, err := loadState(m.db, hook.UUID)
+	st, found, err := m.store.loadState(hook.UUID)
 	if err != nil {
 		m.logger.Error("loading the delivery state failed; delivery starts after the webhook's creation", "webhook_id", hook.UUID, "error", err)
 	}

@@ -10,33 +10,39 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/hooklog/hooklog/eventlog"
 )
 
-// maxResponseBody caps how much of a response body is read. The status
-// decides the outcome; the rest of the body is not read.
+// maxResponseBody caps how much of a response body is read and stored. The
+// status decides the outcome; the rest of the body is not read.
 const maxResponseBody = 64 << 10
 
 // Error classes of a failed attempt.
 const (
-	ClassStatus     = "status"             // the receiver answered with a status other than 2xx
-	ClassTimeout    = "timeout"            // the attempt's deadline passed
-	ClassRefused    = "connection_refused" // nothing listens at the address
-	ClassDNS        = "dns"                // the host name did not resolve
-	ClassTLS        = "tls"                // the TLS handshake or certificate failed
-	ClassConnection = "connection"         // any other transport error
+	ClassStatus         = "status"             // the receiver answered with a status other than 2xx
+	ClassTimeout        = "timeout"            // the attempt's deadline passed
+	ClassRefused        = "connection_refused" // nothing listens at the address
+	ClassDNS            = "dns"                // the host name did not resolve
+	ClassTLS            = "tls"                // the TLS handshake or certificate failed
+	ClassConnection     = "connection"         // any other transport error
+	ClassRefusedAddress = "refused_address"    // the address policy refused the target
 )
 
 // Attempt is the outcome of one delivery attempt.
 type Attempt struct {
-	Start    time.Time
-	Duration time.Duration
-	Status   int    // the response status, 0 when there was no response
-	Class    string // empty on success
-	Err      error  // nil on success
+	Start          time.Time
+	Duration       time.Duration
+	RequestHeader  http.Header
+	Status         int         // the response status, 0 when there was no response
+	ResponseHeader http.Header // nil when there was no response
+	ResponseBody   []byte      // at most maxResponseBody bytes
+	RetryAfter     time.Duration
+	Class          string // empty on success
+	Err            error  // nil on success
 }
 
 // OK reports whether the receiver acknowledged the event with a 2xx status.
@@ -57,16 +63,25 @@ type sender struct {
 	client    *http.Client
 	userAgent string
 	timeout   time.Duration
-	now       func() time.Time
+	clock     Clock
 }
 
-// newHTTPClient returns the client shared by all workers: keep-alive
-// connections, no redirects followed, and no client-wide timeout because
-// every attempt carries its own deadline.
-func newHTTPClient() *http.Client {
-	transport := http.DefaultTransport.(*http.Transport).Clone()
-	transport.MaxIdleConnsPerHost = 16
-	transport.ResponseHeaderTimeout = 0
+// newHTTPClient returns the client shared by all workers. It keeps
+// connections alive, follows no redirect, uses no proxy (a proxy would dial
+// the target on its own, past the address policy) and checks every address
+// it connects to against policy. Each attempt carries its own deadline, so
+// the client has no timeout.
+func newHTTPClient(policy AddressPolicy) *http.Client {
+	dialer := &net.Dialer{KeepAlive: 30 * time.Second, Control: policy.control}
+	transport := &http.Transport{
+		DialContext:           dialer.DialContext,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          1000,
+		MaxIdleConnsPerHost:   64,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ExpectContinueTimeout: time.Second,
+	}
 	return &http.Client{
 		Transport: transport,
 		CheckRedirect: func(*http.Request, []*http.Request) error {
@@ -92,44 +107,70 @@ func deliveryBody(r eventlog.Record) []byte {
 // deadline covers connecting, sending, the response headers and reading the
 // capped body.
 func (s *sender) send(ctx context.Context, url string, r eventlog.Record, body []byte) Attempt {
-	start := s.now()
+	a := Attempt{Start: s.clock.Now()}
+	began := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 
-	a := Attempt{Start: start}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
 		a.Class, a.Err = ClassConnection, fmt.Errorf("build request: %w", err)
 		return a
 	}
-
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", s.userAgent)
 	req.Header.Set("webhook-id", r.ID.String())
-	req.Header.Set("webhook-timestamp", strconv.FormatInt(start.Unix(), 10))
+	req.Header.Set("webhook-timestamp", strconv.FormatInt(a.Start.Unix(), 10))
 	req.Header.Set("X-Hooklog-Sequence", strconv.FormatUint(r.Seq, 10))
+	a.RequestHeader = req.Header.Clone()
 
 	resp, err := s.client.Do(req)
 	if err != nil {
-		a.Duration = s.now().Sub(start)
+		a.Duration = time.Since(began)
 		a.Class, a.Err = classify(err), err
 		return a
 	}
 
 	// The status decides the outcome, so an error while reading the capped
-	// body changes nothing.
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxResponseBody))
+	// body changes nothing. Closing the body without reading the rest gives
+	// up the connection, which is cheaper than draining a huge body.
+	a.ResponseBody, _ = io.ReadAll(io.LimitReader(resp.Body, maxResponseBody))
 	resp.Body.Close()
-	a.Duration = s.now().Sub(start)
+	a.Duration = time.Since(began)
 	a.Status = resp.StatusCode
+	a.ResponseHeader = resp.Header
 
-	if a.Status < 200 || a.Status > 299 {
-		a.Class, a.Err = ClassStatus, fmt.Errorf("receiver answered status %d", a.Status)
-		if loc := resp.Header.Get("Location"); loc != "" && a.Status >= 300 && a.Status < 400 {
-			a.Err = fmt.Errorf("receiver answered status %d with Location %q; redirects are not followed", a.Status, loc)
-		}
+	if a.Status >= 200 && a.Status < 300 {
+		return a
+	}
+
+	a.Class, a.Err = ClassStatus, fmt.Errorf("receiver answered status %d", a.Status)
+	if loc := resp.Header.Get("Location"); loc != "" && a.Status >= 300 && a.Status < 400 {
+		a.Err = fmt.Errorf("receiver answered status %d with Location %q; redirects are not followed", a.Status, loc)
+	}
+	if a.Status == http.StatusTooManyRequests || a.Status == http.StatusServiceUnavailable {
+		a.RetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), a.Start)
 	}
 	return a
+}
+
+// parseRetryAfter reads a Retry-After value: seconds or an HTTP date. It
+// returns 0 when the value is missing or invalid.
+func parseRetryAfter(value string, now time.Time) time.Duration {
+	value = strings.TrimSpace(value)
+	if value == "" {
+		return 0
+	}
+	if seconds, err := strconv.ParseInt(value, 10, 64); err == nil {
+		if seconds <= 0 {
+			return 0
+		}
+		return time.Duration(min(seconds, int64(365*24*time.Hour/time.Second))) * time.Second
+	}
+	if t, err := http.ParseTime(value); err == nil && t.After(now) {
+		return t.Sub(now)
+	}
+	return 0
 }
 
 // classify names the kind of transport error.
@@ -137,14 +178,17 @@ func classify(err error) string {
 	var dnsErr *net.DNSError
 	var certErr *tls.CertificateVerificationError
 	var recordErr tls.RecordHeaderError
+	var alertErr tls.AlertError
 	switch {
+	case errors.Is(err, ErrRefusedAddress):
+		return ClassRefusedAddress
 	case errors.Is(err, context.DeadlineExceeded) || isTimeout(err):
 		return ClassTimeout
 	case errors.Is(err, syscall.ECONNREFUSED):
 		return ClassRefused
 	case errors.As(err, &dnsErr):
 		return ClassDNS
-	case errors.As(err, &certErr) || errors.As(err, &recordErr):
+	case errors.As(err, &certErr) || errors.As(err, &recordErr) || errors.As(err, &alertErr):
 		return ClassTLS
 	default:
 		return ClassConnection

@@ -2,15 +2,24 @@ package delivery
 
 import (
 	"context"
+	"fmt"
+	"net/http"
 	"sync/atomic"
 	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/hooklog/hooklog/eventlog"
 	"github.com/hooklog/hooklog/projections"
 )
 
-// readAhead is how many matching records a worker reads from the log at once.
-const readAhead = 64
+// Read-ahead of a worker: at most this many records, and no more records
+// once their data reaches readAheadBytes, so a backlog of large events does
+// not pile up in memory.
+const (
+	readAhead      = 64
+	readAheadBytes = 1 << 20
+)
 
 // worker delivers the events of one webhook in log order, one request at a
 // time. Its run goroutine owns state and buffer; other goroutines talk to it
@@ -43,14 +52,39 @@ func (w *worker) run(ctx context.Context) {
 	defer close(w.done)
 
 	for {
+		if !w.waitEnabled(ctx) {
+			return
+		}
+
 		r, ok := w.next(ctx)
 		if !ok {
 			return
 		}
-		if !w.deliver(ctx, r) {
+
+		finished, ok := w.deliver(ctx, r)
+		if !ok {
 			return
 		}
+		if !finished {
+			// r stays pending, to be read again from the cursor.
+			w.buffer = nil
+		}
 	}
+}
+
+// waitEnabled waits while the webhook is disabled. It returns false when the
+// worker stops.
+func (w *worker) waitEnabled(ctx context.Context) bool {
+	for w.hook.Load().State == projections.StateDisabled {
+		select {
+		case <-w.wake:
+		case <-w.stop:
+			return false
+		case <-ctx.Done():
+			return false
+		}
+	}
+	return true
 }
 
 // next returns the first record after the cursor that the webhook
@@ -70,7 +104,7 @@ func (w *worker) next(ctx context.Context) (eventlog.Record, bool) {
 
 		head, grown := w.m.log.HeadChanged()
 		records, err := w.m.log.Read(eventlog.Query{
-			After: w.state.Cursor, Through: head, Limit: readAhead, Events: []string{hook.Event},
+			After: w.state.Cursor, Through: head, Limit: readAhead, MaxBytes: readAheadBytes, Events: []string{hook.Event},
 		})
 		if err != nil {
 			w.m.logger.Error("reading the log for delivery failed", "webhook_id", w.id, "seq", w.state.Cursor, "error", err)
@@ -87,6 +121,9 @@ func (w *worker) next(ctx context.Context) (eventlog.Record, bool) {
 		select {
 		case <-grown:
 		case <-w.wake:
+			if !w.waitEnabled(ctx) {
+				return eventlog.Record{}, false
+			}
 		case <-w.stop:
 			return eventlog.Record{}, false
 		case <-ctx.Done():
@@ -95,10 +132,12 @@ func (w *worker) next(ctx context.Context) (eventlog.Record, bool) {
 	}
 }
 
-// deliver sends r until the receiver acknowledges it and then moves the
-// cursor past it. It returns false when the worker stops first; the stored
-// state then resumes the same record with the same attempt count.
-func (w *worker) deliver(ctx context.Context, r eventlog.Record) bool {
+// deliver sends r until the receiver acknowledges it or the retry policy
+// parks it. Then the cursor moves past r and deliver returns finished true.
+// It returns finished false when r stays pending because the webhook is
+// disabled, and ok false when the worker stops. In both cases the stored
+// state resumes r later with its attempt count.
+func (w *worker) deliver(ctx context.Context, r eventlog.Record) (finished, ok bool) {
 	if w.state.PendingSeq != r.Seq {
 		w.state = State{Cursor: w.state.Cursor, PendingSeq: r.Seq}
 	}
@@ -109,48 +148,159 @@ func (w *worker) deliver(ctx context.Context, r eventlog.Record) bool {
 		if !w.state.NextAttempt.IsZero() {
 			switch w.waitUntil(ctx, w.state.NextAttempt) {
 			case waitStopped:
-				return false
+				return false, false
 			case waitWoken:
 				hook := w.hook.Load()
-				if hook.Event == r.Event && hook.URL == lastURL {
+				if hook.Event == r.Event && hook.URL == lastURL && hook.State != projections.StateDisabled {
 					continue
 				}
 				// A new URL gets the pending event at once; a new event name
-				// is handled below.
+				// and a disabled webhook are handled below.
 			}
 		}
 
 		hook := w.hook.Load()
+		if hook.State == projections.StateDisabled {
+			return false, true
+		}
 		if hook.Event != r.Event {
 			// The webhook now subscribes to another event: this one is no
 			// longer owed, and the cursor stays where it is.
 			w.state = State{Cursor: w.state.Cursor}
-			w.save()
-			return true
+			w.commit(nil, nil)
+			return true, true
 		}
 
 		lastURL = hook.URL
 		a := w.m.sender.send(ctx, hook.URL, r, body)
 		if ctx.Err() != nil {
 			// Aborted by shutdown or deletion: not the receiver's failure.
-			return false
+			return false, false
 		}
 
-		if a.OK() {
-			w.state = State{Cursor: r.Seq}
-			w.save()
-			return true
+		if w.record(ctx, hook, r, body, a) {
+			return true, true
 		}
-
-		w.state.Attempts++
-		w.state.LastError = a.Describe()
-		delay := w.m.cfg.Policy.Delay(w.state.Attempts, nil)
-		w.state.NextAttempt = w.m.cfg.Now().Add(delay)
-		w.save()
-		w.m.logger.Warn("delivery attempt failed",
-			"webhook_id", w.id, "seq", r.Seq, "event", r.Event, "attempt", w.state.Attempts,
-			"status", a.Status, "error_class", a.Class, "error", a.Err, "retry_in", delay.Round(time.Millisecond).String())
+		if w.hook.Load().State == projections.StateDisabled {
+			return false, true
+		}
 	}
+}
+
+// record stores the outcome of an attempt at r with the new state, in one
+// commit, and reports whether r is finished: delivered or parked.
+func (w *worker) record(ctx context.Context, hook *projections.Webhook, r eventlog.Record, body []byte, a Attempt) bool {
+	now := w.m.clock.Now()
+	attempt := newAttemptRecord(w.id, hook.URL, r, body, a, w.state.Attempts+1, TriggerScheduled)
+
+	if a.OK() {
+		w.state = State{Cursor: r.Seq}
+		w.commit(&attempt, nil)
+		return true
+	}
+
+	if w.state.FirstAttempt.IsZero() {
+		w.state.FirstAttempt = a.Start
+	}
+	w.state.Attempts++
+	w.state.LastStatus = a.Status
+	w.state.LastError = a.Describe()
+	w.state.NextAttempt = time.Time{}
+	log := w.m.logger.With("webhook_id", w.id, "seq", r.Seq, "event", r.Event, "attempt", w.state.Attempts,
+		"status", a.Status, "error_class", a.Class, "error", a.Err)
+
+	if a.Status == http.StatusGone {
+		w.commit(&attempt, nil)
+		w.disable(ctx, "the receiver answered 410 Gone")
+		log.Warn("delivery attempt failed with 410 Gone; the webhook is disabled until it is updated")
+		return false
+	}
+
+	if w.m.cfg.Policy.Exhausted(w.state.Attempts, w.state.FirstAttempt, now) {
+		parked := w.park(r, now)
+		w.state = State{Cursor: r.Seq}
+		w.commit(&attempt, &parked)
+		log.Warn("delivery attempt failed; retries exhausted, the event is parked", "reason", parked.Reason)
+		return true
+	}
+
+	delay := w.m.cfg.Policy.Delay(w.state.Attempts, nil)
+	if a.RetryAfter > 0 {
+		delay = w.m.cfg.Policy.RetryAfterDelay(a.RetryAfter)
+	}
+	w.state.NextAttempt = now.Add(delay)
+	w.commit(&attempt, nil)
+	log.Warn("delivery attempt failed", "retry_in", delay.Round(time.Millisecond).String())
+	return false
+}
+
+// park returns the dead-letter record of r, given up at now.
+func (w *worker) park(r eventlog.Record, now time.Time) Parked {
+	reason := fmt.Sprintf("max_attempts: %d attempts failed", w.state.Attempts)
+	if p := w.m.cfg.Policy; p.MaxAttempts <= 0 || w.state.Attempts < p.MaxAttempts {
+		reason = fmt.Sprintf("max_age: still failing %s after the first attempt", now.Sub(w.state.FirstAttempt).Round(time.Second))
+	}
+	return Parked{
+		WebhookID:      w.id,
+		Seq:            r.Seq,
+		EventID:        r.ID.String(),
+		Event:          r.Event,
+		Reason:         reason,
+		Attempts:       w.state.Attempts,
+		LastStatus:     w.state.LastStatus,
+		LastError:      w.state.LastError,
+		FirstAttemptAt: w.state.FirstAttempt,
+		LastAttemptAt:  now,
+		ParkedAt:       now,
+	}
+}
+
+// disable marks the webhook disabled in the log. The worker keeps the
+// disabled webhook at once, so it makes no further attempt while the change
+// travels through the projection.
+func (w *worker) disable(ctx context.Context, reason string) {
+	hook, err := w.m.webhooks.Disable(ctx, w.id, reason)
+	if err != nil {
+		w.m.logger.Error("disabling the webhook failed", "webhook_id", w.id, "error", err)
+		return
+	}
+	w.hook.Store(&hook)
+}
+
+func newAttemptRecord(webhookID, url string, r eventlog.Record, body []byte, a Attempt, number int, trigger string) AttemptRecord {
+	id, err := uuid.NewV7()
+	if err != nil {
+		id = uuid.New()
+	}
+
+	rec := AttemptRecord{
+		UUID:       id.String(),
+		Event:      r.Event,
+		URL:        url,
+		Request:    AttemptRequest{Headers: a.RequestHeader, Body: string(body[:min(len(body), maxResponseBody)]), BodyTruncated: len(body) > maxResponseBody},
+		CreatedAt:  a.Start.UTC(),
+		UpdatedAt:  a.Start.Add(a.Duration).UTC(),
+		WebhookID:  webhookID,
+		Seq:        r.Seq,
+		EventID:    r.ID.String(),
+		Attempt:    number,
+		Trigger:    trigger,
+		Delivered:  a.OK(),
+		ErrorClass: a.Class,
+		DurationMs: float64(a.Duration.Microseconds()) / 1000,
+	}
+	if a.Err != nil {
+		rec.Error = a.Err.Error()
+	}
+	if a.ResponseHeader != nil {
+		rec.Response = &AttemptResponse{
+			Status:        a.Status,
+			Headers:       a.ResponseHeader,
+			Body:          string(a.ResponseBody),
+			BodyTruncated: len(a.ResponseBody) >= maxResponseBody,
+		}
+	}
+	return rec
 }
 
 type waitResult int
@@ -163,16 +313,16 @@ const (
 
 // waitUntil waits for t, a change to the webhook or the worker's stop.
 func (w *worker) waitUntil(ctx context.Context, t time.Time) waitResult {
-	d := t.Sub(w.m.cfg.Now())
+	d := t.Sub(w.m.clock.Now())
 	if d <= 0 {
 		return waitDue
 	}
 
-	timer := time.NewTimer(d)
-	defer timer.Stop()
+	fired, stop := w.m.clock.NewTimer(d)
+	defer stop()
 
 	select {
-	case <-timer.C:
+	case <-fired:
 		return waitDue
 	case <-w.wake:
 		return waitWoken
@@ -185,24 +335,15 @@ func (w *worker) waitUntil(ctx context.Context, t time.Time) waitResult {
 
 // sleep waits for d and reports false if the worker stops first.
 func (w *worker) sleep(ctx context.Context, d time.Duration) bool {
-	timer := time.NewTimer(d)
-	defer timer.Stop()
-
-	select {
-	case <-timer.C:
-		return true
-	case <-w.stop:
-		return false
-	case <-ctx.Done():
-		return false
-	}
+	return w.waitUntil(ctx, w.m.clock.Now().Add(d)) != waitStopped
 }
 
-// save stores the state. A failed write is logged and delivery goes on: the
-// worst outcome is that events after the stored cursor are sent again after
-// a restart, which at-least-once delivery allows.
-func (w *worker) save() {
-	if err := saveState(w.m.db, w.id, w.state); err != nil {
+// commit stores the state with an attempt record and a parked record, both
+// optional. A failed write is logged and delivery goes on: the worst outcome
+// is that events after the stored cursor are sent again after a restart,
+// which at-least-once delivery allows.
+func (w *worker) commit(attempt *AttemptRecord, parked *Parked) {
+	if err := w.m.store.commit(w.id, w.state, attempt, parked); err != nil {
 		w.m.logger.Error("storing the delivery state failed", "webhook_id", w.id, "seq", w.state.Cursor, "error", err)
 	}
 }

@@ -358,6 +358,9 @@ type Query struct {
 	Through uint64
 	// Limit caps the number of records; it must be positive.
 	Limit int
+	// MaxBytes, when positive, stops the read once the records' data adds
+	// up to this many bytes. The first record is returned whatever its size.
+	MaxBytes int
 	// Events keeps only records with one of these names; empty keeps all.
 	Events []string
 }
@@ -383,12 +386,17 @@ func (l *Log) Read(q Query) ([]Record, error) {
 
 		seqs := indexedSeqs(txn, q)
 		records = make([]Record, 0, len(seqs))
+		size := 0
 		for _, seq := range seqs {
+			if q.MaxBytes > 0 && size >= q.MaxBytes {
+				break
+			}
 			r, err := getRecord(txn, seq)
 			if err != nil {
 				return err
 			}
 			records = append(records, r)
+			size += len(r.Data)
 		}
 		return nil
 	})
@@ -407,7 +415,11 @@ func readRange(txn *badger.Txn, q Query) ([]Record, error) {
 	defer it.Close()
 
 	var records []Record
+	size := 0
 	for it.Seek(eventKey(q.After + 1)); it.Valid() && len(records) < q.Limit; it.Next() {
+		if q.MaxBytes > 0 && size >= q.MaxBytes {
+			break
+		}
 		item := it.Item()
 		seq := binary.BigEndian.Uint64(item.Key()[1:])
 		if seq > q.Through {
@@ -423,6 +435,7 @@ func readRange(txn *badger.Txn, q Query) ([]Record, error) {
 			return nil, err
 		}
 		records = append(records, r)
+		size += len(r.Data)
 	}
 	return records, nil
 }

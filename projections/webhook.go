@@ -26,11 +26,23 @@ type Webhook struct {
 	CreatedAt time.Time `json:"createdAt"`
 	UpdatedAt time.Time `json:"updatedAt"`
 
+	// State is StateActive or StateDisabled. A disabled webhook delivers
+	// nothing until it is updated.
+	State string `json:"state"`
+	// DisabledReason says why hooklog disabled the webhook.
+	DisabledReason string `json:"disabledReason,omitempty"`
+
 	// CreatedSeq is the seq of the webhook.created event that added the
 	// webhook. It is known only once that event is in the log, so it is
 	// kept by the projection and is not part of the event data.
 	CreatedSeq uint64 `json:"-"`
 }
+
+// States of a webhook.
+const (
+	StateActive   = "active"
+	StateDisabled = "disabled"
+)
 
 // WebhookInput is the body of a create or update request.
 type WebhookInput struct {

@@ -252,14 +252,15 @@ func (w *Webhooks) Create(ctx context.Context, in WebhookInput) (Webhook, error)
 
 	now := w.now().UTC()
 	id := uuid.NewString()
-	hook := Webhook{UUID: id, ID: id, Event: in.Event, URL: in.URL, CreatedAt: now, UpdatedAt: now}
+	hook := Webhook{UUID: id, ID: id, Event: in.Event, URL: in.URL, CreatedAt: now, UpdatedAt: now, State: StateActive}
 	if err := w.appendChange(ctx, catalog.WebhookCreated, hook); err != nil {
 		return Webhook{}, err
 	}
 	return w.Get(id)
 }
 
-// Update validates in, appends webhook.updated and returns the webhook.
+// Update validates in, appends webhook.updated and returns the webhook. An
+// update also enables a disabled webhook.
 func (w *Webhooks) Update(ctx context.Context, id string, in WebhookInput) (Webhook, error) {
 	if err := in.Validate(); err != nil {
 		return Webhook{}, err
@@ -274,6 +275,25 @@ func (w *Webhooks) Update(ctx context.Context, id string, in WebhookInput) (Webh
 	}
 
 	hook.Event, hook.URL, hook.UpdatedAt = in.Event, in.URL, w.now().UTC()
+	hook.State, hook.DisabledReason = StateActive, ""
+	if err := w.appendChange(ctx, catalog.WebhookUpdated, hook); err != nil {
+		return Webhook{}, err
+	}
+	return w.Get(id)
+}
+
+// Disable appends webhook.updated with the webhook disabled for reason, and
+// returns the webhook.
+func (w *Webhooks) Disable(ctx context.Context, id, reason string) (Webhook, error) {
+	w.writeMu.Lock()
+	defer w.writeMu.Unlock()
+
+	hook, err := w.Get(id)
+	if err != nil {
+		return Webhook{}, err
+	}
+
+	hook.State, hook.DisabledReason, hook.UpdatedAt = StateDisabled, reason, w.now().UTC()
 	if err := w.appendChange(ctx, catalog.WebhookUpdated, hook); err != nil {
 		return Webhook{}, err
 	}

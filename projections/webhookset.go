@@ -52,6 +52,9 @@ func (s *WebhookSet) Apply(r eventlog.Record) error {
 		return nil
 	}
 
+	if hook.State == "" {
+		hook.State = StateActive
+	}
 	old, exists := s.Webhooks[hook.UUID]
 	switch r.Event {
 	case catalog.WebhookCreated:

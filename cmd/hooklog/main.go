@@ -68,6 +68,10 @@ type serverFlags struct {
 	attemptTimeout  time.Duration
 	retrySchedule   string
 	retryMaxDelay   time.Duration
+	retryMaxAttempt int
+	retryMaxAge     time.Duration
+	blockPrivate    bool
+	attemptKeep     time.Duration
 	maxBodyBytes    int64
 	shutdownTimeout time.Duration
 	logLevel        string
@@ -84,7 +88,11 @@ func runServer(args []string, stderr io.Writer) int {
 	fs.StringVar(&f.data, "data", defaultDataDir(), "data directory of the embedded Badger database; created if missing")
 	fs.DurationVar(&f.attemptTimeout, "attempt-timeout", 15*time.Second, "deadline of one delivery attempt, covering connect, request, response headers and body")
 	fs.StringVar(&f.retrySchedule, "retry-schedule", "3s,5s,10s", "comma-separated waits after the first failed attempts; later waits double from the last one")
-	fs.DurationVar(&f.retryMaxDelay, "retry-max-delay", time.Hour, "longest wait between two attempts")
+	fs.DurationVar(&f.retryMaxDelay, "retry-max-delay", time.Hour, "longest wait between two attempts, also for a receiver's Retry-After")
+	fs.IntVar(&f.retryMaxAttempt, "retry-max-attempts", 100, "attempts after which an event is parked for the webhook; 0 means no limit")
+	fs.DurationVar(&f.retryMaxAge, "retry-max-age", 72*time.Hour, "time after an event's first attempt after which it is parked if still not delivered; 0 means no limit")
+	fs.BoolVar(&f.blockPrivate, "block-private-targets", false, "also refuse to deliver to loopback and private addresses (link-local, cloud metadata, unspecified and multicast addresses are always refused)")
+	fs.DurationVar(&f.attemptKeep, "attempt-retention", 7*24*time.Hour, "how long the attempt log keeps each attempt")
 	fs.Int64Var(&f.maxBodyBytes, "max-body-bytes", 4<<20, "largest request body the API accepts, in bytes; larger bodies get 413")
 	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 10*time.Second, "time allowed for a graceful shutdown after SIGINT or SIGTERM")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
@@ -195,6 +203,15 @@ func (f serverFlags) config(stderr io.Writer) (app.Config, *slog.Logger, error) 
 	if f.retryMaxDelay <= 0 {
 		return app.Config{}, nil, fmt.Errorf("invalid --retry-max-delay %s: expected a positive duration such as 1h", f.retryMaxDelay)
 	}
+	if f.retryMaxAttempt < 0 {
+		return app.Config{}, nil, fmt.Errorf("invalid --retry-max-attempts %d: expected 0 (no limit) or more", f.retryMaxAttempt)
+	}
+	if f.retryMaxAge < 0 {
+		return app.Config{}, nil, fmt.Errorf("invalid --retry-max-age %s: expected 0 (no limit) or a positive duration such as 72h", f.retryMaxAge)
+	}
+	if f.attemptKeep <= 0 {
+		return app.Config{}, nil, fmt.Errorf("invalid --attempt-retention %s: expected a positive duration such as 168h", f.attemptKeep)
+	}
 	if f.maxBodyBytes <= 0 {
 		return app.Config{}, nil, fmt.Errorf("invalid --max-body-bytes %d: expected a positive number of bytes", f.maxBodyBytes)
 	}
@@ -210,14 +227,18 @@ func (f serverFlags) config(stderr io.Writer) (app.Config, *slog.Logger, error) 
 	policy := delivery.DefaultRetryPolicy()
 	policy.Schedule = schedule
 	policy.MaxDelay = f.retryMaxDelay
+	policy.MaxAttempts = f.retryMaxAttempt
+	policy.MaxAge = f.retryMaxAge
 
 	cfg := app.Config{
 		Addr:    f.host + ":" + strconv.Itoa(f.port),
 		DataDir: f.data,
 		Delivery: delivery.Config{
-			Policy:         policy,
-			AttemptTimeout: f.attemptTimeout,
-			UserAgent:      "hooklog/" + version,
+			Policy:           policy,
+			AttemptTimeout:   f.attemptTimeout,
+			UserAgent:        "hooklog/" + version,
+			AddressPolicy:    delivery.AddressPolicy{BlockPrivate: f.blockPrivate},
+			AttemptRetention: f.attemptKeep,
 		},
 		MaxBodyBytes:    f.maxBodyBytes,
 		ShutdownTimeout: f.shutdownTimeout,
