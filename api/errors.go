@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/hooklog/hooklog/delivery"
 	"github.com/hooklog/hooklog/eventlog"
 	"github.com/hooklog/hooklog/projections"
 )
@@ -67,7 +68,7 @@ func toError(err error) *Error {
 		return badRequest("%s", validation.Error())
 	case errors.As(err, &maxBytes):
 		return tooLarge("request body exceeds the limit of %d bytes", maxBytes.Limit)
-	case errors.Is(err, projections.ErrWebhookNotFound):
+	case errors.Is(err, projections.ErrWebhookNotFound), errors.Is(err, delivery.ErrParkedNotFound):
 		return notFound("%s", err.Error())
 	case errors.Is(err, eventlog.ErrNotFound):
 		return notFound("%s", err.Error())

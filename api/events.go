@@ -13,6 +13,7 @@ import (
 
 	"github.com/hooklog/hooklog/catalog"
 	"github.com/hooklog/hooklog/eventlog"
+	"github.com/hooklog/hooklog/projections"
 )
 
 // Limits of GET /api/v1/events.
@@ -132,6 +133,10 @@ func readBody(r *http.Request) ([]byte, error) {
 func decodeStrict(body []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	if err := dec.Decode(v); err != nil {
+		var validation *projections.ValidationError
+		if errors.As(err, &validation) {
+			return validation
+		}
 		return invalidBody("request body is not valid JSON of the expected shape: %s", jsonErrorText(err))
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {

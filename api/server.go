@@ -75,13 +75,23 @@ func New(cfg Config) *Server {
 
 	r.Handle(v1+"/webhooks", s.handle(s.createWebhook)).Methods(http.MethodPost)
 	r.Handle(v1+"/webhooks", s.handle(s.listWebhooks)).Methods(http.MethodGet)
-	// Before /webhooks/{id}, which would match it too.
+	// Before /webhooks/{id}, which would match them too.
 	r.Handle(v1+"/webhooks/executions", s.handle(s.listExecutions)).Methods(http.MethodGet)
+	r.Handle(v1+"/webhooks/status", s.handle(s.allStatuses)).Methods(http.MethodGet)
 	r.Handle(v1+"/webhooks/{id}", s.handle(s.getWebhook)).Methods(http.MethodGet)
 	r.Handle(v1+"/webhooks/{id}", s.handle(s.updateWebhook)).Methods(http.MethodPut)
 	r.Handle(v1+"/webhooks/{id}", s.handle(s.deleteWebhook)).Methods(http.MethodDelete)
 	r.Handle(v1+"/webhooks/{id}/executions", s.handle(s.listWebhookExecutions)).Methods(http.MethodGet)
 	r.Handle(v1+"/webhooks/{id}/parked", s.handle(s.listParked)).Methods(http.MethodGet)
+	r.Handle(v1+"/webhooks/{id}/parked", s.handle(s.dropParked)).Methods(http.MethodDelete)
+	r.Handle(v1+"/webhooks/{id}/parked/replay", s.handle(s.replayParked)).Methods(http.MethodPost)
+	r.Handle(v1+"/webhooks/{id}/parked/{seq}", s.handle(s.dropParked)).Methods(http.MethodDelete)
+	r.Handle(v1+"/webhooks/{id}/parked/{seq}/replay", s.handle(s.replayParked)).Methods(http.MethodPost)
+	r.Handle(v1+"/webhooks/{id}/status", s.handle(s.webhookStatus)).Methods(http.MethodGet)
+	r.Handle(v1+"/webhooks/{id}/replay", s.handle(s.replay)).Methods(http.MethodPost)
+	r.Handle(v1+"/webhooks/{id}/redeliver", s.handle(s.redeliver)).Methods(http.MethodPost)
+	r.Handle(v1+"/webhooks/{id}/pause", s.handle(s.pauseWebhook)).Methods(http.MethodPost)
+	r.Handle(v1+"/webhooks/{id}/resume", s.handle(s.resumeWebhook)).Methods(http.MethodPost)
 
 	r.NotFoundHandler = s.handle(func(w http.ResponseWriter, r *http.Request) error {
 		return notFound("no route for %s %s", r.Method, r.URL.Path)

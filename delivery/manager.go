@@ -54,7 +54,8 @@ type Manager struct {
 	clock    Clock
 	logger   *slog.Logger
 
-	workers map[string]*worker // owned by Run
+	mu      sync.Mutex         // guards workers; Run alone adds and removes them
+	workers map[string]*worker // by webhook id
 }
 
 // NewManager returns a manager that delivers the events of log to the
@@ -162,7 +163,7 @@ func (m *Manager) removeOrphans() error {
 // workers and removes the workers of deleted webhooks with their state.
 func (m *Manager) reconcile(set projections.WebhookSet) {
 	for id, hook := range set.Webhooks {
-		if w, ok := m.workers[id]; ok {
+		if w := m.worker(id); w != nil {
 			if *w.hook.Load() != hook {
 				w.update(hook)
 			}
@@ -171,10 +172,17 @@ func (m *Manager) reconcile(set projections.WebhookSet) {
 		m.start(hook)
 	}
 
+	m.mu.Lock()
+	var gone []*worker
 	for id, w := range m.workers {
-		if _, ok := set.Webhooks[id]; ok {
-			continue
+		if _, ok := set.Webhooks[id]; !ok {
+			gone = append(gone, w)
 		}
+	}
+	m.mu.Unlock()
+
+	for _, w := range gone {
+		id := w.id
 
 		// Deleted: abort the attempt in flight and forget the cursor and
 		// the parked events, so nothing of the webhook remains after a
@@ -182,7 +190,9 @@ func (m *Manager) reconcile(set projections.WebhookSet) {
 		close(w.stop)
 		w.cancel()
 		<-w.done
+		m.mu.Lock()
 		delete(m.workers, id)
+		m.mu.Unlock()
 		if err := m.store.forget(id); err != nil {
 			m.logger.Error("removing the delivery state of a deleted webhook failed", "webhook_id", id, "error", err)
 		}
@@ -192,33 +202,54 @@ func (m *Manager) reconcile(set projections.WebhookSet) {
 func (m *Manager) start(hook projections.Webhook) {
 	st, found, err := m.store.loadState(hook.UUID)
 	if err != nil {
-		m.logger.Error("loading the delivery state failed; delivery starts after the webhook's creation", "webhook_id", hook.UUID, "error", err)
+		m.logger.Error("loading the delivery state failed; delivery starts at the webhook's start position", "webhook_id", hook.UUID, "error", err)
 	}
 	if !found {
-		// A new webhook gets the events appended after its creation,
-		// starting with its own webhook.created.
-		st = State{Cursor: hook.CreatedSeq - 1}
+		st = initialState(hook)
 	}
 
 	ctx, cancel := context.WithCancel(context.Background())
 	w := &worker{
-		m:      m,
-		id:     hook.UUID,
-		wake:   make(chan struct{}, 1),
-		stop:   make(chan struct{}),
-		cancel: cancel,
-		done:   make(chan struct{}),
-		state:  st,
+		m:        m,
+		id:       hook.UUID,
+		wake:     make(chan struct{}, 1),
+		commands: make(chan command),
+		stop:     make(chan struct{}),
+		cancel:   cancel,
+		done:     make(chan struct{}),
+		state:    st,
 	}
 	w.hook.Store(&hook)
+	m.mu.Lock()
 	m.workers[hook.UUID] = w
+	m.mu.Unlock()
 
 	go w.run(ctx)
+}
+
+// initialState is the state of a webhook that has made no attempt: a new
+// webhook gets the events appended after its creation, starting with its
+// own webhook.created, unless it was created with a start seq.
+func initialState(hook projections.Webhook) State {
+	if hook.StartSeq > 0 {
+		return State{Cursor: hook.StartSeq - 1}
+	}
+	return State{Cursor: hook.CreatedSeq - 1}
+}
+
+// worker returns the worker of a webhook, or nil.
+func (m *Manager) worker(id string) *worker {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.workers[id]
 }
 
 // stopAll stops every worker: first gracefully, then by aborting what is
 // still in flight after the grace period.
 func (m *Manager) stopAll() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+
 	for _, w := range m.workers {
 		close(w.stop)
 	}

@@ -42,6 +42,30 @@ type State struct {
 	LastStatus int `json:"lastStatus,omitempty"`
 	// LastError describes the last failed attempt.
 	LastError string `json:"lastError,omitempty"`
+	// ReplayUntil marks a replay: events up to this seq had been finished
+	// before, so their attempts carry the replay trigger.
+	ReplayUntil uint64 `json:"replayUntil,omitempty"`
+	// ParkedReplay is set while the parked events are being replayed, one
+	// attempt each in seq order; ParkedReplayAfter is the last one tried.
+	ParkedReplay      bool   `json:"parkedReplay,omitempty"`
+	ParkedReplayAfter uint64 `json:"parkedReplayAfter,omitempty"`
+}
+
+// finish returns the state after seq is delivered or parked: the cursor at
+// seq and no retry pending. A replay or a parked replay in progress stays.
+func (st State) finish(seq uint64) State {
+	next := State{Cursor: seq, ParkedReplay: st.ParkedReplay, ParkedReplayAfter: st.ParkedReplayAfter}
+	if st.ReplayUntil > seq {
+		next.ReplayUntil = st.ReplayUntil
+	}
+	return next
+}
+
+// startPending returns the state before the first attempt at seq.
+func (st State) startPending(seq uint64) State {
+	next := st.finish(st.Cursor)
+	next.PendingSeq = seq
+	return next
 }
 
 // Parked is an event that a webhook gave up on: the dead-letter record.
@@ -150,16 +174,25 @@ func (s *store) loadState(webhookID string) (State, bool, error) {
 	return st, found, nil
 }
 
-// commit stores a webhook's state together with the attempt that led to it
-// and, when the event was given up, its parked record: one transaction, one
-// sync. attempt and parked may be nil.
-func (s *store) commit(webhookID string, st State, attempt *AttemptRecord, parked *Parked) error {
+// change is what one commit stores for a webhook. Nil fields are left as
+// they are.
+type change struct {
+	state   *State
+	attempt *AttemptRecord
+	park    *Parked // stored or replaced
+	unpark  uint64  // seq of a parked record to delete, 0 for none
+}
+
+// commit stores a change in one transaction, so one sync.
+func (s *store) commit(webhookID string, c change) error {
 	err := s.db.Update(func(txn *badger.Txn) error {
-		if err := setJSON(txn, stateKey(webhookID), st, 0); err != nil {
-			return err
+		if c.state != nil {
+			if err := setJSON(txn, stateKey(webhookID), c.state, 0); err != nil {
+				return err
+			}
 		}
 
-		if attempt != nil {
+		if attempt := c.attempt; attempt != nil {
 			id, err := uuid.Parse(attempt.UUID)
 			if err != nil {
 				return err
@@ -173,8 +206,13 @@ func (s *store) commit(webhookID string, st State, attempt *AttemptRecord, parke
 			}
 		}
 
-		if parked != nil {
-			return setJSON(txn, parkedKey(webhookID, parked.Seq), parked, 0)
+		if c.park != nil {
+			if err := setJSON(txn, parkedKey(webhookID, c.park.Seq), c.park, 0); err != nil {
+				return err
+			}
+		}
+		if c.unpark != 0 {
+			return txn.Delete(parkedKey(webhookID, c.unpark))
 		}
 		return nil
 	})
@@ -270,6 +308,66 @@ func (s *store) parked(webhookID string, page, perPage int) ([]Parked, int, erro
 		return nil, 0, fmt.Errorf("list parked events of webhook %s: %w", webhookID, err)
 	}
 	return list, total, nil
+}
+
+// nextParked returns the parked event of a webhook with the lowest seq above
+// after, and whether there is one.
+func (s *store) nextParked(webhookID string, after uint64) (Parked, bool, error) {
+	var p Parked
+	found := false
+	err := s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(parkedPrefix + webhookID + "/")})
+		defer it.Close()
+
+		it.Seek(parkedKey(webhookID, after+1))
+		if !it.Valid() {
+			return nil
+		}
+		found = true
+		return it.Item().Value(func(v []byte) error { return json.Unmarshal(v, &p) })
+	})
+	if err != nil {
+		return Parked{}, false, fmt.Errorf("read parked events of webhook %s: %w", webhookID, err)
+	}
+	return p, found, nil
+}
+
+// countParked returns the number of a webhook's parked events.
+func (s *store) countParked(webhookID string) (int, error) {
+	_, total, err := s.parked(webhookID, 0, 0)
+	return total, err
+}
+
+// dropParked deletes one parked event of a webhook, or all when seq is 0,
+// and returns how many it deleted.
+func (s *store) dropParked(webhookID string, seq uint64) (int, error) {
+	var keys [][]byte
+	err := s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(parkedPrefix + webhookID + "/"), PrefetchValues: false})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			key := it.Item().KeyCopy(nil)
+			if seq == 0 || binary.BigEndian.Uint64(key[len(key)-8:]) == seq {
+				keys = append(keys, key)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("drop parked events of webhook %s: %w", webhookID, err)
+	}
+
+	wb := s.db.NewWriteBatch()
+	defer wb.Cancel()
+	for _, key := range keys {
+		if err := wb.Delete(key); err != nil {
+			return 0, fmt.Errorf("drop parked events of webhook %s: %w", webhookID, err)
+		}
+	}
+	if err := wb.Flush(); err != nil {
+		return 0, fmt.Errorf("drop parked events of webhook %s: %w", webhookID, err)
+	}
+	return len(keys), nil
 }
 
 // attempts returns one page of attempt records, newest first, and their

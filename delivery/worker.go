@@ -23,16 +23,17 @@ const (
 
 // worker delivers the events of one webhook in log order, one request at a
 // time. Its run goroutine owns state and buffer; other goroutines talk to it
-// through hook, wake, stop and cancel.
+// through hook, wake, commands, stop and cancel.
 type worker struct {
 	m    *Manager
 	id   string
 	hook atomic.Pointer[projections.Webhook]
 
-	wake   chan struct{}      // capacity 1: the webhook changed
-	stop   chan struct{}      // closed: finish the attempt in flight, start no other
-	cancel context.CancelFunc // aborts the attempt in flight
-	done   chan struct{}      // closed when run returns
+	wake     chan struct{}      // capacity 1: the webhook changed
+	commands chan command       // operator requests, handled between attempts
+	stop     chan struct{}      // closed: finish the attempt in flight, start no other
+	cancel   context.CancelFunc // aborts the attempt in flight
+	done     chan struct{}      // closed when run returns
 
 	state       State
 	buffer      []eventlog.Record // read ahead, all after state.Cursor
@@ -52,32 +53,44 @@ func (w *worker) run(ctx context.Context) {
 	defer close(w.done)
 
 	for {
-		if !w.waitEnabled(ctx) {
+		if !w.waitDelivering(ctx) {
 			return
+		}
+
+		if w.state.ParkedReplay {
+			if !w.replayNextParked(ctx) {
+				return
+			}
+			continue
 		}
 
 		r, ok := w.next(ctx)
 		if !ok {
 			return
 		}
+		if r == nil {
+			continue // a command moved the cursor or the webhook stopped delivering
+		}
 
-		finished, ok := w.deliver(ctx, r)
+		finished, ok := w.deliver(ctx, *r)
 		if !ok {
 			return
 		}
 		if !finished {
-			// r stays pending, to be read again from the cursor.
+			// r stays pending, or the cursor moved: read again from it.
 			w.buffer = nil
 		}
 	}
 }
 
-// waitEnabled waits while the webhook is disabled. It returns false when the
-// worker stops.
-func (w *worker) waitEnabled(ctx context.Context) bool {
-	for w.hook.Load().State == projections.StateDisabled {
+// waitDelivering waits while the webhook is paused or disabled, handling
+// commands meanwhile. It returns false when the worker stops.
+func (w *worker) waitDelivering(ctx context.Context) bool {
+	for !w.hook.Load().Delivers() {
 		select {
 		case <-w.wake:
+		case cmd := <-w.commands:
+			w.handle(ctx, cmd)
 		case <-w.stop:
 			return false
 		case <-ctx.Done():
@@ -89,17 +102,21 @@ func (w *worker) waitEnabled(ctx context.Context) bool {
 
 // next returns the first record after the cursor that the webhook
 // subscribes to, waiting for the log to grow when there is none. It returns
+// a nil record when the worker must look at its state again first, and
 // false when the worker stops.
-func (w *worker) next(ctx context.Context) (eventlog.Record, bool) {
+func (w *worker) next(ctx context.Context) (*eventlog.Record, bool) {
 	for {
 		hook := w.hook.Load()
+		if !hook.Delivers() {
+			return nil, true
+		}
 		if w.bufferEvent != hook.Event {
 			w.buffer, w.bufferEvent = nil, hook.Event
 		}
 		if len(w.buffer) > 0 {
 			r := w.buffer[0]
 			w.buffer = w.buffer[1:]
-			return r, true
+			return &r, true
 		}
 
 		head, grown := w.m.log.HeadChanged()
@@ -109,7 +126,7 @@ func (w *worker) next(ctx context.Context) (eventlog.Record, bool) {
 		if err != nil {
 			w.m.logger.Error("reading the log for delivery failed", "webhook_id", w.id, "seq", w.state.Cursor, "error", err)
 			if !w.sleep(ctx, time.Second) {
-				return eventlog.Record{}, false
+				return nil, false
 			}
 			continue
 		}
@@ -121,53 +138,60 @@ func (w *worker) next(ctx context.Context) (eventlog.Record, bool) {
 		select {
 		case <-grown:
 		case <-w.wake:
-			if !w.waitEnabled(ctx) {
-				return eventlog.Record{}, false
-			}
+		case cmd := <-w.commands:
+			// The command may have moved the cursor or started a parked
+			// replay, which the run loop looks at first.
+			w.handle(ctx, cmd)
+			return nil, true
 		case <-w.stop:
-			return eventlog.Record{}, false
+			return nil, false
 		case <-ctx.Done():
-			return eventlog.Record{}, false
+			return nil, false
 		}
 	}
 }
 
 // deliver sends r until the receiver acknowledges it or the retry policy
 // parks it. Then the cursor moves past r and deliver returns finished true.
-// It returns finished false when r stays pending because the webhook is
-// disabled, and ok false when the worker stops. In both cases the stored
-// state resumes r later with its attempt count.
+// It returns finished false when r stays pending because the webhook stopped
+// delivering or a command moved the cursor, and ok false when the worker
+// stops. The stored state then resumes r later with its attempt count.
 func (w *worker) deliver(ctx context.Context, r eventlog.Record) (finished, ok bool) {
 	if w.state.PendingSeq != r.Seq {
-		w.state = State{Cursor: w.state.Cursor, PendingSeq: r.Seq}
+		w.state = w.state.startPending(r.Seq)
 	}
 
 	body := deliveryBody(r)
 	lastURL := ""
 	for {
 		if !w.state.NextAttempt.IsZero() {
-			switch w.waitUntil(ctx, w.state.NextAttempt) {
+			switch res, cmd := w.waitUntil(ctx, w.state.NextAttempt); res {
 			case waitStopped:
 				return false, false
+			case waitCommand:
+				if w.handle(ctx, cmd) {
+					return false, true
+				}
+				continue
 			case waitWoken:
 				hook := w.hook.Load()
-				if hook.Event == r.Event && hook.URL == lastURL && hook.State != projections.StateDisabled {
+				if hook.Event == r.Event && hook.URL == lastURL && hook.Delivers() {
 					continue
 				}
 				// A new URL gets the pending event at once; a new event name
-				// and a disabled webhook are handled below.
+				// and a webhook that stopped delivering are handled below.
 			}
 		}
 
 		hook := w.hook.Load()
-		if hook.State == projections.StateDisabled {
+		if !hook.Delivers() {
 			return false, true
 		}
 		if hook.Event != r.Event {
 			// The webhook now subscribes to another event: this one is no
 			// longer owed, and the cursor stays where it is.
-			w.state = State{Cursor: w.state.Cursor}
-			w.commit(nil, nil)
+			w.state = w.state.finish(w.state.Cursor)
+			w.commit(change{})
 			return true, true
 		}
 
@@ -181,7 +205,7 @@ func (w *worker) deliver(ctx context.Context, r eventlog.Record) (finished, ok b
 		if w.record(ctx, hook, r, body, a) {
 			return true, true
 		}
-		if w.hook.Load().State == projections.StateDisabled {
+		if !w.hook.Load().Delivers() {
 			return false, true
 		}
 	}
@@ -191,11 +215,15 @@ func (w *worker) deliver(ctx context.Context, r eventlog.Record) (finished, ok b
 // commit, and reports whether r is finished: delivered or parked.
 func (w *worker) record(ctx context.Context, hook *projections.Webhook, r eventlog.Record, body []byte, a Attempt) bool {
 	now := w.m.clock.Now()
-	attempt := newAttemptRecord(w.id, hook.URL, r, body, a, w.state.Attempts+1, TriggerScheduled)
+	trigger := TriggerScheduled
+	if r.Seq <= w.state.ReplayUntil {
+		trigger = TriggerReplay
+	}
+	attempt := newAttemptRecord(w.id, hook.URL, r, body, a, w.state.Attempts+1, trigger)
 
 	if a.OK() {
-		w.state = State{Cursor: r.Seq}
-		w.commit(&attempt, nil)
+		w.state = w.state.finish(r.Seq)
+		w.commit(change{attempt: &attempt})
 		return true
 	}
 
@@ -210,7 +238,7 @@ func (w *worker) record(ctx context.Context, hook *projections.Webhook, r eventl
 		"status", a.Status, "error_class", a.Class, "error", a.Err)
 
 	if a.Status == http.StatusGone {
-		w.commit(&attempt, nil)
+		w.commit(change{attempt: &attempt})
 		w.disable(ctx, "the receiver answered 410 Gone")
 		log.Warn("delivery attempt failed with 410 Gone; the webhook is disabled until it is updated")
 		return false
@@ -218,8 +246,8 @@ func (w *worker) record(ctx context.Context, hook *projections.Webhook, r eventl
 
 	if w.m.cfg.Policy.Exhausted(w.state.Attempts, w.state.FirstAttempt, now) {
 		parked := w.park(r, now)
-		w.state = State{Cursor: r.Seq}
-		w.commit(&attempt, &parked)
+		w.state = w.state.finish(r.Seq)
+		w.commit(change{attempt: &attempt, park: &parked})
 		log.Warn("delivery attempt failed; retries exhausted, the event is parked", "reason", parked.Reason)
 		return true
 	}
@@ -229,7 +257,7 @@ func (w *worker) record(ctx context.Context, hook *projections.Webhook, r eventl
 		delay = w.m.cfg.Policy.RetryAfterDelay(a.RetryAfter)
 	}
 	w.state.NextAttempt = now.Add(delay)
-	w.commit(&attempt, nil)
+	w.commit(change{attempt: &attempt})
 	log.Warn("delivery attempt failed", "retry_in", delay.Round(time.Millisecond).String())
 	return false
 }
@@ -308,14 +336,16 @@ type waitResult int
 const (
 	waitDue waitResult = iota
 	waitWoken
+	waitCommand
 	waitStopped
 )
 
-// waitUntil waits for t, a change to the webhook or the worker's stop.
-func (w *worker) waitUntil(ctx context.Context, t time.Time) waitResult {
+// waitUntil waits for t, a change to the webhook, a command or the worker's
+// stop. With waitCommand it returns the command, which the caller handles.
+func (w *worker) waitUntil(ctx context.Context, t time.Time) (waitResult, command) {
 	d := t.Sub(w.m.clock.Now())
 	if d <= 0 {
-		return waitDue
+		return waitDue, command{}
 	}
 
 	fired, stop := w.m.clock.NewTimer(d)
@@ -323,27 +353,42 @@ func (w *worker) waitUntil(ctx context.Context, t time.Time) waitResult {
 
 	select {
 	case <-fired:
-		return waitDue
+		return waitDue, command{}
 	case <-w.wake:
-		return waitWoken
+		return waitWoken, command{}
+	case cmd := <-w.commands:
+		return waitCommand, cmd
 	case <-w.stop:
-		return waitStopped
+		return waitStopped, command{}
 	case <-ctx.Done():
-		return waitStopped
+		return waitStopped, command{}
 	}
 }
 
-// sleep waits for d and reports false if the worker stops first.
+// sleep waits for d and reports false if the worker stops first. Commands
+// that arrive meanwhile are handled.
 func (w *worker) sleep(ctx context.Context, d time.Duration) bool {
-	return w.waitUntil(ctx, w.m.clock.Now().Add(d)) != waitStopped
+	until := w.m.clock.Now().Add(d)
+	for {
+		res, cmd := w.waitUntil(ctx, until)
+		switch res {
+		case waitStopped:
+			return false
+		case waitCommand:
+			w.handle(ctx, cmd)
+		case waitDue:
+			return true
+		}
+	}
 }
 
-// commit stores the state with an attempt record and a parked record, both
-// optional. A failed write is logged and delivery goes on: the worst outcome
-// is that events after the stored cursor are sent again after a restart,
-// which at-least-once delivery allows.
-func (w *worker) commit(attempt *AttemptRecord, parked *Parked) {
-	if err := w.m.store.commit(w.id, w.state, attempt, parked); err != nil {
+// commit stores the worker's state with the rest of c in one commit. A
+// failed write is logged and delivery goes on: the worst outcome is that
+// events after the stored cursor are sent again after a restart, which
+// at-least-once delivery allows.
+func (w *worker) commit(c change) {
+	c.state = &w.state
+	if err := w.m.store.commit(w.id, c); err != nil {
 		w.m.logger.Error("storing the delivery state failed", "webhook_id", w.id, "seq", w.state.Cursor, "error", err)
 	}
 }

@@ -41,7 +41,9 @@ const (
 
 // Key prefixes. Records live under 'e' + big-endian seq; the index of event
 // names under 'n' + name + 0x00 + big-endian seq, written in the same
-// transaction as the record it points to.
+// transaction as the record it points to. An index entry's value is the
+// number of records with that name up to and including its seq (big-endian
+// uint64), so counting the records of a name in a range takes two seeks.
 const (
 	prefixEvent = 'e'
 	prefixIndex = 'n'
@@ -76,6 +78,7 @@ type Log struct {
 
 	// Owned by the writer goroutine.
 	lastTimestamp time.Time
+	counts        map[string]uint64 // records per event name up to the head
 
 	commits atomic.Uint64 // successful group commits
 }
@@ -120,6 +123,10 @@ func Open(db *badger.DB, opts Options) (*Log, error) {
 	l.head = last.Seq
 	l.lastTimestamp = last.Timestamp
 
+	if l.counts, err = l.recoverCounts(); err != nil {
+		return nil, err
+	}
+
 	go l.writer()
 	return l, nil
 }
@@ -149,6 +156,86 @@ func (l *Log) recoverHead() (Record, error) {
 		return Record{}, fmt.Errorf("recover log head: %w", err)
 	}
 	return last, nil
+}
+
+// recoverCounts reads the number of records of each event name from the
+// last index entry of each name: one seek per name.
+func (l *Log) recoverCounts() (map[string]uint64, error) {
+	counts := make(map[string]uint64)
+	err := l.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixIndex}})
+		defer it.Close()
+
+		for it.Seek([]byte{prefixIndex}); it.Valid(); {
+			key := it.Item().Key()
+			name := string(key[1 : len(key)-9])
+
+			count, err := rank(txn, name, ^uint64(0))
+			if err != nil {
+				return err
+			}
+			counts[name] = count
+
+			// Jump past this name: 0x01 sorts after the 0x00 separator.
+			it.Seek(append(append([]byte{prefixIndex}, name...), 1))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("recover event counts: %w", err)
+	}
+	return counts, nil
+}
+
+// rank returns the number of records named name with seq <= through.
+func rank(txn *badger.Txn, name string, through uint64) (uint64, error) {
+	prefix := append(append([]byte{prefixIndex}, name...), 0)
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, Reverse: true})
+	defer it.Close()
+
+	it.Seek(indexKey(name, through))
+	if !it.Valid() {
+		return 0, nil
+	}
+
+	var count uint64
+	err := it.Item().Value(func(v []byte) error {
+		if len(v) != 8 {
+			return fmt.Errorf("%w: index entry of %q has %d bytes", errCorrupt, name, len(v))
+		}
+		count = binary.BigEndian.Uint64(v)
+		return nil
+	})
+	return count, err
+}
+
+// Count returns the number of records named one of events with
+// after < seq <= through; a through above the head means the head.
+func (l *Log) Count(events []string, after, through uint64) (uint64, error) {
+	through = min(through, l.Head())
+	if after >= through {
+		return 0, nil
+	}
+
+	var total uint64
+	err := l.db.View(func(txn *badger.Txn) error {
+		for _, name := range events {
+			upper, err := rank(txn, name, through)
+			if err != nil {
+				return err
+			}
+			lower, err := rank(txn, name, after)
+			if err != nil {
+				return err
+			}
+			total += upper - lower
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("count events after seq %d: %w", after, err)
+	}
+	return total, nil
 }
 
 // Close stops the writer after the batch it is committing. Appends that have
@@ -233,8 +320,8 @@ func (l *Log) Append(ctx context.Context, entries []Entry) ([]Record, error) {
 }
 
 func entrySize(e Entry) int {
-	// The record key and value, plus the index key with its empty value.
-	return 9 + headerSize + len(e.Event) + len(e.Data) + 1 + len(e.Event) + 1 + 8
+	// The record key and value, plus the index key and its count.
+	return 9 + headerSize + len(e.Event) + len(e.Data) + 1 + len(e.Event) + 1 + 8 + 8
 }
 
 // writer is the only goroutine that writes records. It gathers the requests
@@ -315,6 +402,7 @@ func (l *Log) write(batch []*appendRequest, seq uint64, now time.Time) ([][]Reco
 	txn := l.db.NewTransaction(true)
 	defer txn.Discard()
 
+	counts := make(map[string]uint64) // the new counts of the names in this batch
 	results := make([][]Record, len(batch))
 	for i, req := range batch {
 		records := make([]Record, len(req.entries))
@@ -329,7 +417,13 @@ func (l *Log) write(batch []*appendRequest, seq uint64, now time.Time) ([][]Reco
 			if err := txn.Set(eventKey(seq), encodeRecord(records[j])); err != nil {
 				return nil, fmt.Errorf("append seq %d: %w", seq, err)
 			}
-			if err := txn.Set(indexKey(e.Event, seq), nil); err != nil {
+			count, ok := counts[e.Event]
+			if !ok {
+				count = l.counts[e.Event]
+			}
+			count++
+			counts[e.Event] = count
+			if err := txn.Set(indexKey(e.Event, seq), binary.BigEndian.AppendUint64(nil, count)); err != nil {
 				return nil, fmt.Errorf("append seq %d: %w", seq, err)
 			}
 		}
@@ -338,6 +432,9 @@ func (l *Log) write(batch []*appendRequest, seq uint64, now time.Time) ([][]Reco
 
 	if err := txn.Commit(); err != nil {
 		return nil, fmt.Errorf("append: commit: %w", err)
+	}
+	for name, count := range counts {
+		l.counts[name] = count
 	}
 	return results, nil
 }

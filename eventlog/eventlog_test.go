@@ -370,3 +370,59 @@ func TestCloseRejectsAppends(t *testing.T) {
 		t.Errorf("wait after close: err = %v, want ErrClosed", err)
 	}
 }
+
+func TestCount(t *testing.T) {
+	dir := t.TempDir()
+	db := openDB(t, dir)
+	l, err := Open(db, Options{})
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	// Seqs: 1 created, 2 updated, 3 created, 4 created, 5 preset.
+	for _, name := range []string{"task.created", "task.updated", "task.created", "task.created", "preset.created"} {
+		appendOne(t, l, name, "{}")
+	}
+
+	check := func(l *Log) {
+		t.Helper()
+		tests := []struct {
+			events         []string
+			after, through uint64
+			want           uint64
+		}{
+			{[]string{"task.created"}, 0, 5, 3},
+			{[]string{"task.created"}, 1, 5, 2},
+			{[]string{"task.created"}, 1, 3, 1},
+			{[]string{"task.created"}, 4, 5, 0},
+			{[]string{"task.created", "task.updated"}, 0, 100, 4},
+			{[]string{"batch.finished"}, 0, 5, 0},
+			{[]string{"preset.created"}, 5, 5, 0},
+		}
+		for _, tt := range tests {
+			got, err := l.Count(tt.events, tt.after, tt.through)
+			if err != nil {
+				t.Fatalf("count: %v", err)
+			}
+			if got != tt.want {
+				t.Errorf("Count(%v, %d, %d) = %d, want %d", tt.events, tt.after, tt.through, got, tt.want)
+			}
+		}
+	}
+	check(l)
+	l.Close()
+	db.Close()
+
+	// The counts continue after a reopen.
+	db = openDB(t, dir)
+	defer db.Close()
+	l, err = Open(db, Options{})
+	if err != nil {
+		t.Fatalf("reopen: %v", err)
+	}
+	defer l.Close()
+	check(l)
+	appendOne(t, l, "task.created", "{}")
+	if got, _ := l.Count([]string{"task.created"}, 0, 6); got != 4 {
+		t.Errorf("count after reopen and append = %d, want 4", got)
+	}
+}

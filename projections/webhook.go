@@ -1,9 +1,11 @@
 package projections
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -26,11 +28,15 @@ type Webhook struct {
 	CreatedAt time.Time `json:"createdAt"`
 	UpdatedAt time.Time `json:"updatedAt"`
 
-	// State is StateActive or StateDisabled. A disabled webhook delivers
-	// nothing until it is updated.
+	// State is StateActive, StatePaused or StateDisabled. A paused webhook
+	// delivers nothing until it is resumed, a disabled one until it is
+	// updated.
 	State string `json:"state"`
 	// DisabledReason says why hooklog disabled the webhook.
 	DisabledReason string `json:"disabledReason,omitempty"`
+	// StartSeq is the first seq the webhook was created to receive; 0 means
+	// the events after its creation, starting with its own webhook.created.
+	StartSeq uint64 `json:"startSeq,omitempty"`
 
 	// CreatedSeq is the seq of the webhook.created event that added the
 	// webhook. It is known only once that event is in the log, so it is
@@ -41,13 +47,75 @@ type Webhook struct {
 // States of a webhook.
 const (
 	StateActive   = "active"
+	StatePaused   = "paused"
 	StateDisabled = "disabled"
 )
+
+// Delivers reports whether the webhook's state lets it deliver.
+func (h Webhook) Delivers() bool {
+	return h.State != StatePaused && h.State != StateDisabled
+}
 
 // WebhookInput is the body of a create or update request.
 type WebhookInput struct {
 	Event string `json:"event"`
 	URL   string `json:"url"`
+	// Start is where a new webhook starts in the log: "new" (the default),
+	// "all", a seq, or an RFC 3339 time. Updates ignore it.
+	Start StartPosition `json:"start"`
+}
+
+// StartPosition is where a new webhook starts in the log. Its JSON form is
+// "new", "all", a seq as a number or a string, or an RFC 3339 time.
+type StartPosition struct {
+	Kind string    // "new", "all", "seq" or "time"; empty means "new"
+	Seq  uint64    // with Kind "seq"
+	Time time.Time // with Kind "time"
+}
+
+// UnmarshalJSON reads a start position; an invalid one is a
+// ValidationError naming the value.
+func (p *StartPosition) UnmarshalJSON(data []byte) error {
+	invalid := &ValidationError{Field: "start", Value: string(data),
+		Allowed: `expected "new", "all", a seq from 1, or an RFC 3339 time such as "2026-01-02T15:04:05Z"`}
+
+	var raw any
+	if err := json.Unmarshal(data, &raw); err != nil {
+		return invalid
+	}
+	switch v := raw.(type) {
+	case nil:
+		*p = StartPosition{}
+		return nil
+	case float64:
+		seq, err := strconv.ParseUint(string(data), 10, 64)
+		if err != nil || seq == 0 {
+			return invalid
+		}
+		*p = StartPosition{Kind: "seq", Seq: seq}
+		return nil
+	case string:
+		invalid.Value = v
+		switch {
+		case v == "new" || v == "":
+			*p = StartPosition{Kind: "new"}
+		case v == "all":
+			*p = StartPosition{Kind: "all"}
+		default:
+			if seq, err := strconv.ParseUint(v, 10, 64); err == nil && seq > 0 {
+				*p = StartPosition{Kind: "seq", Seq: seq}
+				return nil
+			}
+			t, err := time.Parse(time.RFC3339Nano, v)
+			if err != nil {
+				return invalid
+			}
+			*p = StartPosition{Kind: "time", Time: t}
+		}
+		return nil
+	default:
+		return invalid
+	}
 }
 
 // ValidationError reports an invalid field of a request.

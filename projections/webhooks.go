@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"sync"
 	"time"
 
@@ -250,17 +251,46 @@ func (w *Webhooks) Create(ctx context.Context, in WebhookInput) (Webhook, error)
 	w.writeMu.Lock()
 	defer w.writeMu.Unlock()
 
+	startSeq, err := w.resolveStart(in.Start)
+	if err != nil {
+		return Webhook{}, err
+	}
+
 	now := w.now().UTC()
 	id := uuid.NewString()
-	hook := Webhook{UUID: id, ID: id, Event: in.Event, URL: in.URL, CreatedAt: now, UpdatedAt: now, State: StateActive}
+	hook := Webhook{UUID: id, ID: id, Event: in.Event, URL: in.URL, CreatedAt: now, UpdatedAt: now, State: StateActive, StartSeq: startSeq}
 	if err := w.appendChange(ctx, catalog.WebhookCreated, hook); err != nil {
 		return Webhook{}, err
 	}
 	return w.Get(id)
 }
 
+// resolveStart turns a start position into the first seq to deliver, 0 for
+// the events after the webhook's creation.
+func (w *Webhooks) resolveStart(p StartPosition) (uint64, error) {
+	head := w.log.Head()
+	switch p.Kind {
+	case "all":
+		return 1, nil
+	case "seq":
+		if p.Seq > head+1 {
+			return 0, &ValidationError{Field: "start", Value: strconv.FormatUint(p.Seq, 10),
+				Allowed: fmt.Sprintf("the log holds seqs 1 to %d, so a start seq must be from 1 to %d", head, head+1)}
+		}
+		return p.Seq, nil
+	case "time":
+		seq, err := w.log.SeqAt(p.Time)
+		if err != nil {
+			return 0, err
+		}
+		return seq, nil
+	default:
+		return 0, nil
+	}
+}
+
 // Update validates in, appends webhook.updated and returns the webhook. An
-// update also enables a disabled webhook.
+// update also enables a disabled webhook; a paused one stays paused.
 func (w *Webhooks) Update(ctx context.Context, id string, in WebhookInput) (Webhook, error) {
 	if err := in.Validate(); err != nil {
 		return Webhook{}, err
@@ -275,7 +305,40 @@ func (w *Webhooks) Update(ctx context.Context, id string, in WebhookInput) (Webh
 	}
 
 	hook.Event, hook.URL, hook.UpdatedAt = in.Event, in.URL, w.now().UTC()
-	hook.State, hook.DisabledReason = StateActive, ""
+	if hook.State == StateDisabled {
+		hook.State, hook.DisabledReason = StateActive, ""
+	}
+	if err := w.appendChange(ctx, catalog.WebhookUpdated, hook); err != nil {
+		return Webhook{}, err
+	}
+	return w.Get(id)
+}
+
+// Pause appends webhook.updated with the webhook paused. A paused webhook
+// keeps its cursor and delivers nothing until it is resumed.
+func (w *Webhooks) Pause(ctx context.Context, id string) (Webhook, error) {
+	return w.setState(ctx, id, StatePaused)
+}
+
+// Resume appends webhook.updated with the webhook active again; delivery
+// continues from its cursor.
+func (w *Webhooks) Resume(ctx context.Context, id string) (Webhook, error) {
+	return w.setState(ctx, id, StateActive)
+}
+
+func (w *Webhooks) setState(ctx context.Context, id, state string) (Webhook, error) {
+	w.writeMu.Lock()
+	defer w.writeMu.Unlock()
+
+	hook, err := w.Get(id)
+	if err != nil {
+		return Webhook{}, err
+	}
+	if hook.State == state {
+		return hook, nil
+	}
+
+	hook.State, hook.DisabledReason, hook.UpdatedAt = state, "", w.now().UTC()
 	if err := w.appendChange(ctx, catalog.WebhookUpdated, hook); err != nil {
 		return Webhook{}, err
 	}
