@@ -29,6 +29,7 @@ const usage = `hooklog records FFmate events in a durable log and delivers them 
 
 Usage:
   hooklog server [flags]    run the server (hooklog server --help lists the flags)
+  hooklog webhooks COMMAND  list, inspect, replay, pause and resume webhooks of a running server
   hooklog receive [flags]   run a receiver that prints every delivery, for trying hooklog out
   hooklog version           print the version
 `
@@ -46,6 +47,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "server":
 		return runServer(args[1:], stderr)
+	case "webhooks":
+		return runWebhooks(args[1:], stdout, stderr)
 	case "receive":
 		return runReceive(args[1:], stdout, stderr)
 	case "version", "--version", "-version":
