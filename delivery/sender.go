@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/hooklog/hooklog/eventlog"
 )
 
@@ -40,6 +42,7 @@ type Attempt struct {
 	Status         int         // the response status, 0 when there was no response
 	ResponseHeader http.Header // nil when there was no response
 	ResponseBody   []byte      // at most maxResponseBody bytes
+	ResponseCut    bool        // the body was longer than ResponseBody
 	RetryAfter     time.Duration
 	Class          string // empty on success
 	Err            error  // nil on success
@@ -64,6 +67,7 @@ type sender struct {
 	userAgent string
 	timeout   time.Duration
 	clock     Clock
+	inFlight  prometheus.Gauge
 }
 
 // newHTTPClient returns the client shared by all workers. It keeps
@@ -124,6 +128,8 @@ func (s *sender) send(ctx context.Context, url string, r eventlog.Record, body [
 	req.Header.Set("X-Hooklog-Sequence", strconv.FormatUint(r.Seq, 10))
 	a.RequestHeader = req.Header.Clone()
 
+	s.inFlight.Inc()
+	defer s.inFlight.Dec()
 	resp, err := s.client.Do(req)
 	if err != nil {
 		a.Duration = time.Since(began)
@@ -134,8 +140,11 @@ func (s *sender) send(ctx context.Context, url string, r eventlog.Record, body [
 	// The status decides the outcome, so an error while reading the capped
 	// body changes nothing. Closing the body without reading the rest gives
 	// up the connection, which is cheaper than draining a huge body.
-	a.ResponseBody, _ = io.ReadAll(io.LimitReader(resp.Body, maxResponseBody))
+	a.ResponseBody, _ = io.ReadAll(io.LimitReader(resp.Body, maxResponseBody+1))
 	resp.Body.Close()
+	if len(a.ResponseBody) > maxResponseBody {
+		a.ResponseBody, a.ResponseCut = a.ResponseBody[:maxResponseBody], true
+	}
 	a.Duration = time.Since(began)
 	a.Status = resp.StatusCode
 	a.ResponseHeader = resp.Header
