@@ -27,6 +27,8 @@ type Config struct {
 	Delivery *delivery.Manager
 	// Gatherer is served at /metrics; nil serves no /metrics route.
 	Gatherer prometheus.Gatherer
+	// Registerer receives the API's request metrics; nil exports none.
+	Registerer prometheus.Registerer
 	// MaxBodyBytes limits request bodies; zero means DefaultMaxBodyBytes.
 	MaxBodyBytes int64
 	Logger       *slog.Logger
@@ -40,6 +42,7 @@ type Server struct {
 	maxBody  int64
 	logger   *slog.Logger
 	router   *mux.Router
+	metrics  *apiMetrics
 }
 
 // New returns the API server for cfg.
@@ -51,6 +54,7 @@ func New(cfg Config) *Server {
 		maxBody:  cfg.MaxBodyBytes,
 		logger:   cfg.Logger,
 		router:   mux.NewRouter(),
+		metrics:  newAPIMetrics(cfg.Registerer),
 	}
 	if s.maxBody <= 0 {
 		s.maxBody = DefaultMaxBodyBytes
@@ -102,10 +106,10 @@ func New(cfg Config) *Server {
 	return s
 }
 
-// ServeHTTP limits the request body and routes the request.
+// ServeHTTP limits the request body, routes the request and counts it.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, s.maxBody)
-	s.router.ServeHTTP(w, r)
+	s.metrics.observe(s.router, w, r, s.router)
 }
 
 func (s *Server) health(w http.ResponseWriter, r *http.Request) error {

@@ -15,8 +15,10 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/hooklog/hooklog/api"
+	"github.com/hooklog/hooklog/catalog"
 	"github.com/hooklog/hooklog/delivery"
 	"github.com/hooklog/hooklog/eventlog"
 	"github.com/hooklog/hooklog/metrics"
@@ -37,6 +39,9 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	// Logger receives the server's log lines; nil means slog.Default().
 	Logger *slog.Logger
+	// Registry receives every part's metrics and is served at /metrics;
+	// nil means a new registry from metrics.NewRegistry.
+	Registry *prometheus.Registry
 }
 
 // App is a running hooklog server.
@@ -63,6 +68,10 @@ func Open(cfg Config) (*App, error) {
 	if cfg.Delivery.Logger == nil {
 		cfg.Delivery.Logger = cfg.Logger
 	}
+	if cfg.Registry == nil {
+		cfg.Registry = metrics.NewRegistry()
+	}
+	cfg.Delivery.Registerer = cfg.Registry
 	a := &App{cfg: cfg, logger: cfg.Logger}
 
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
@@ -75,7 +84,8 @@ func Open(cfg Config) (*App, error) {
 		return nil, err
 	}
 
-	a.log, err = eventlog.Open(a.db, eventlog.Options{})
+	cfg.Registry.MustRegister(metrics.NewStorageCollector(a.db))
+	a.log, err = eventlog.Open(a.db, eventlog.Options{Registerer: cfg.Registry, KnownEvents: catalog.Names})
 	if err != nil {
 		a.db.Close()
 		return nil, err
@@ -94,7 +104,8 @@ func Open(cfg Config) (*App, error) {
 		Log:          a.log,
 		Webhooks:     a.webhooks,
 		Delivery:     a.delivery,
-		Gatherer:     metrics.NewRegistry(),
+		Gatherer:     cfg.Registry,
+		Registerer:   cfg.Registry,
 		MaxBodyBytes: cfg.MaxBodyBytes,
 		Logger:       cfg.Logger,
 	})

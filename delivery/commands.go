@@ -184,5 +184,8 @@ func (w *worker) replayParked(ctx context.Context, p Parked, c change) (*Attempt
 func (w *worker) sendOnce(ctx context.Context, url string, r eventlog.Record, number int, trigger string) (AttemptRecord, Attempt) {
 	body := deliveryBody(r)
 	a := w.m.sender.send(ctx, url, r, body)
+	if ctx.Err() == nil {
+		w.m.metrics.observe(a, r, trigger, w.m.clock.Now())
+	}
 	return newAttemptRecord(w.id, url, r, body, a, number, trigger), a
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/hooklog/hooklog/eventlog"
 	"github.com/hooklog/hooklog/projections"
@@ -39,6 +40,14 @@ type Config struct {
 	Client *http.Client
 	// Clock is the time source; nil means the system clock.
 	Clock Clock
+	// Registerer receives delivery's metrics; nil exports none.
+	Registerer prometheus.Registerer
+	// PerWebhookMetrics also exports the hooklog_webhook_* series, one set
+	// per webhook, computed at scrape time.
+	PerWebhookMetrics bool
+	// FailureLogInterval is how often a webhook that keeps failing logs
+	// its failed attempts, after the first ones; zero means one minute.
+	FailureLogInterval time.Duration
 	// Logger receives a line per failed attempt; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -53,6 +62,7 @@ type Manager struct {
 	sender   *sender
 	clock    Clock
 	logger   *slog.Logger
+	metrics  *deliveryMetrics
 
 	mu      sync.Mutex         // guards workers; Run alone adds and removes them
 	workers map[string]*worker // by webhook id
@@ -82,20 +92,28 @@ func NewManager(log *eventlog.Log, webhooks *projections.Webhooks, db *badger.DB
 	if cfg.Clock == nil {
 		cfg.Clock = realClock{}
 	}
+	if cfg.FailureLogInterval <= 0 {
+		cfg.FailureLogInterval = time.Minute
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
 
-	return &Manager{
+	m := &Manager{
 		cfg:      cfg,
 		log:      log,
 		webhooks: webhooks,
 		store:    &store{db: db, retention: cfg.AttemptRetention},
 		clock:    cfg.Clock,
 		logger:   cfg.Logger,
-		sender:   &sender{client: cfg.Client, userAgent: cfg.UserAgent, timeout: cfg.AttemptTimeout, clock: cfg.Clock},
 		workers:  make(map[string]*worker),
+		metrics:  newDeliveryMetrics(cfg.Registerer),
 	}
+	m.sender = &sender{client: cfg.Client, userAgent: cfg.UserAgent, timeout: cfg.AttemptTimeout, clock: cfg.Clock, inFlight: m.metrics.inFlight}
+	if cfg.Registerer != nil && cfg.PerWebhookMetrics {
+		cfg.Registerer.MustRegister(webhookCollector{m})
+	}
+	return m
 }
 
 // Run starts a worker per webhook and follows changes to the webhook set

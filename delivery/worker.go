@@ -3,6 +3,7 @@ package delivery
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"sync/atomic"
 	"time"
@@ -38,6 +39,11 @@ type worker struct {
 	state       State
 	buffer      []eventlog.Record // read ahead, all after state.Cursor
 	bufferEvent string            // the event name buffer was read for
+
+	// Log rate limit of failed attempts: the time of the last line and the
+	// failures not logged since.
+	lastFailureLog    time.Time
+	failuresNotLogged int
 }
 
 // update hands the worker a changed webhook.
@@ -220,6 +226,7 @@ func (w *worker) record(ctx context.Context, hook *projections.Webhook, r eventl
 		trigger = TriggerReplay
 	}
 	attempt := newAttemptRecord(w.id, hook.URL, r, body, a, w.state.Attempts+1, trigger)
+	w.m.metrics.observe(a, r, trigger, now)
 
 	if a.OK() {
 		w.state = w.state.finish(r.Seq)
@@ -248,6 +255,7 @@ func (w *worker) record(ctx context.Context, hook *projections.Webhook, r eventl
 		parked := w.park(r, now)
 		w.state = w.state.finish(r.Seq)
 		w.commit(change{attempt: &attempt, park: &parked})
+		w.m.metrics.parked.Inc()
 		log.Warn("delivery attempt failed; retries exhausted, the event is parked", "reason", parked.Reason)
 		return true
 	}
@@ -258,8 +266,29 @@ func (w *worker) record(ctx context.Context, hook *projections.Webhook, r eventl
 	}
 	w.state.NextAttempt = now.Add(delay)
 	w.commit(change{attempt: &attempt})
-	log.Warn("delivery attempt failed", "retry_in", delay.Round(time.Millisecond).String())
+	w.logFailure(log, now, "retry_in", delay.Round(time.Millisecond).String())
 	return false
+}
+
+// failuresLoggedInFull is how many failed attempts at one event are all
+// logged before the rate limit applies.
+const failuresLoggedInFull = 3
+
+// logFailure logs a failed attempt that will be retried. A webhook that
+// keeps failing logs its first attempts at an event, then one line per
+// FailureLogInterval with the number of failures left out. Metrics and the
+// attempt log still count every attempt.
+func (w *worker) logFailure(log *slog.Logger, now time.Time, args ...any) {
+	if w.state.Attempts > failuresLoggedInFull && now.Sub(w.lastFailureLog) < w.m.cfg.FailureLogInterval {
+		w.failuresNotLogged++
+		return
+	}
+
+	if w.failuresNotLogged > 0 {
+		args = append(args, "failures_not_logged", w.failuresNotLogged)
+	}
+	log.Warn("delivery attempt failed", args...)
+	w.lastFailureLog, w.failuresNotLogged = now, 0
 }
 
 // park returns the dead-letter record of r, given up at now.
@@ -325,7 +354,7 @@ func newAttemptRecord(webhookID, url string, r eventlog.Record, body []byte, a A
 			Status:        a.Status,
 			Headers:       a.ResponseHeader,
 			Body:          string(a.ResponseBody),
-			BodyTruncated: len(a.ResponseBody) >= maxResponseBody,
+			BodyTruncated: a.ResponseCut,
 		}
 	}
 	return rec

@@ -19,6 +19,7 @@ import (
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Errors returned by the log.
@@ -60,6 +61,11 @@ type Options struct {
 	// MaxBatchEvents caps the events in one group commit; zero means
 	// DefaultMaxBatchEvents.
 	MaxBatchEvents int
+	// Registerer receives the log's metrics; nil exports none.
+	Registerer prometheus.Registerer
+	// KnownEvents are the event names whose counters start at zero, so they
+	// are exported before the first event of each name.
+	KnownEvents []string
 }
 
 // Log is the event log. Its methods are safe for concurrent use.
@@ -81,11 +87,13 @@ type Log struct {
 	counts        map[string]uint64 // records per event name up to the head
 
 	commits atomic.Uint64 // successful group commits
+	metrics *logMetrics
 }
 
 type appendRequest struct {
 	entries []Entry
 	size    int
+	arrived time.Time
 	result  chan appendResult // buffered, capacity 1
 }
 
@@ -126,6 +134,7 @@ func Open(db *badger.DB, opts Options) (*Log, error) {
 	if l.counts, err = l.recoverCounts(); err != nil {
 		return nil, err
 	}
+	l.metrics = newLogMetrics(l, opts.Registerer, opts.KnownEvents)
 
 	go l.writer()
 	return l, nil
@@ -303,7 +312,7 @@ func (l *Log) Append(ctx context.Context, entries []Entry) ([]Record, error) {
 			len(entries), size, l.opts.MaxBatchEvents, l.opts.MaxBatchBytes, ErrBatchTooLarge)
 	}
 
-	req := &appendRequest{entries: entries, size: size, result: make(chan appendResult, 1)}
+	req := &appendRequest{entries: entries, size: size, arrived: time.Now(), result: make(chan appendResult, 1)}
 	select {
 	case l.requests <- req:
 	case <-l.stop:
@@ -377,13 +386,16 @@ func (l *Log) commit(batch []*appendRequest) {
 	seq := l.head
 	l.mu.Unlock()
 
+	began := time.Now()
 	results, err := l.write(batch, seq, now)
 	if err != nil {
+		l.metrics.appendFailures.Add(float64(len(batch)))
 		for _, req := range batch {
 			req.result <- appendResult{err: err}
 		}
 		return
 	}
+	l.metrics.commitDuration.Observe(time.Since(began).Seconds())
 
 	l.lastTimestamp = now
 	l.commits.Add(1)
@@ -393,7 +405,13 @@ func (l *Log) commit(batch []*appendRequest) {
 	l.notify = make(chan struct{})
 	l.mu.Unlock()
 
+	l.metrics.batches.Inc()
+	l.metrics.batchSize.Observe(float64(countEntries(batch)))
 	for i, req := range batch {
+		for _, r := range results[i] {
+			l.metrics.appended.WithLabelValues(r.Event).Inc()
+		}
+		l.metrics.appendDuration.Observe(time.Since(req.arrived).Seconds())
 		req.result <- appendResult{records: results[i]}
 	}
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/hooklog/hooklog/app"
 	"github.com/hooklog/hooklog/delivery"
+	"github.com/hooklog/hooklog/metrics"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -79,6 +80,7 @@ type serverFlags struct {
 	shutdownTimeout time.Duration
 	logLevel        string
 	logFormat       string
+	perWebhook      bool
 }
 
 func runServer(args []string, stderr io.Writer) int {
@@ -100,6 +102,7 @@ func runServer(args []string, stderr io.Writer) int {
 	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 10*time.Second, "time allowed for a graceful shutdown after SIGINT or SIGTERM")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
+	fs.BoolVar(&f.perWebhook, "metrics-per-webhook", true, "export the hooklog_webhook_* metrics, 9 series per webhook labelled with its id; false drops them")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: hooklog server [flags]\n\nEvery flag can also be set by an environment variable: --data by HOOKLOG_DATA,\n--attempt-timeout by HOOKLOG_ATTEMPT_TIMEOUT, and so on. A flag on the command line wins.\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -237,15 +240,17 @@ func (f serverFlags) config(stderr io.Writer) (app.Config, *slog.Logger, error) 
 		Addr:    f.host + ":" + strconv.Itoa(f.port),
 		DataDir: f.data,
 		Delivery: delivery.Config{
-			Policy:           policy,
-			AttemptTimeout:   f.attemptTimeout,
-			UserAgent:        "hooklog/" + version,
-			AddressPolicy:    delivery.AddressPolicy{BlockPrivate: f.blockPrivate},
-			AttemptRetention: f.attemptKeep,
+			Policy:            policy,
+			AttemptTimeout:    f.attemptTimeout,
+			UserAgent:         "hooklog/" + version,
+			AddressPolicy:     delivery.AddressPolicy{BlockPrivate: f.blockPrivate},
+			AttemptRetention:  f.attemptKeep,
+			PerWebhookMetrics: f.perWebhook,
 		},
 		MaxBodyBytes:    f.maxBodyBytes,
 		ShutdownTimeout: f.shutdownTimeout,
 		Logger:          logger,
+		Registry:        metrics.NewRegistry(),
 	}
 	if strings.Contains(f.host, ":") {
 		cfg.Addr = "[" + f.host + "]:" + strconv.Itoa(f.port)
