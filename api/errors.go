@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 
 	"github.com/hooklog/hooklog/delivery"
 	"github.com/hooklog/hooklog/eventlog"
@@ -44,6 +45,14 @@ func tooLarge(format string, args ...any) *Error {
 	return &Error{Status: http.StatusRequestEntityTooLarge, Code: "100.000.0413", Err: "payload.too.large", Message: fmt.Sprintf(format, args...)}
 }
 
+func unauthorized(format string, args ...any) *Error {
+	return &Error{Status: http.StatusUnauthorized, Code: "100.000.0401", Err: "unauthorized", Message: fmt.Sprintf(format, args...)}
+}
+
+func conflict(format string, args ...any) *Error {
+	return &Error{Status: http.StatusConflict, Code: "100.000.0409", Err: "conflict", Message: fmt.Sprintf(format, args...)}
+}
+
 func methodNotAllowed(format string, args ...any) *Error {
 	return &Error{Status: http.StatusMethodNotAllowed, Code: "100.000.0405", Err: "method.not.allowed", Message: fmt.Sprintf(format, args...)}
 }
@@ -72,8 +81,8 @@ func toError(err error) *Error {
 		return notFound("%s", err.Error())
 	case errors.Is(err, eventlog.ErrNotFound):
 		return notFound("%s", err.Error())
-	case errors.Is(err, eventlog.ErrBatchTooLarge):
-		return tooLarge("%s", err.Error())
+	case errors.Is(err, eventlog.ErrBatchTooLarge), errors.Is(err, eventlog.ErrEventTooLarge):
+		return tooLarge("%s", strings.TrimPrefix(err.Error(), "append "))
 	case errors.Is(err, eventlog.ErrClosed):
 		return unavailable("the server is shutting down")
 	default:

@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"io"
@@ -46,12 +47,32 @@ func (s *Server) publish(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 
+	if depth := jsonDepth(body); depth > s.maxJSONDepth {
+		return badRequest("request body nests JSON %d levels deep; at most %d are accepted", depth, s.maxJSONDepth)
+	}
 	entries, isArray, err := decodePublish(body)
 	if err != nil {
 		return err
 	}
 
-	records, err := s.log.Append(r.Context(), entries)
+	var records []eventlog.Record
+	if key := r.Header.Get("Idempotency-Key"); key != "" {
+		if !validIdempotencyKey(key) {
+			return badRequest("invalid Idempotency-Key %q; expected 1 to 255 visible ASCII characters", key)
+		}
+		var replayed bool
+		records, replayed, err = s.log.AppendIdempotent(r.Context(), entries, eventlog.Idempotency{
+			Key: key, Hash: sha256.Sum256(body), TTL: s.idempotencyWindow,
+		})
+		if errors.Is(err, eventlog.ErrIdempotencyConflict) {
+			return conflict("Idempotency-Key %q was used within the last %s for a different body; use a new key for a new request", key, s.idempotencyWindow)
+		}
+		if replayed {
+			w.Header().Set("Idempotent-Replayed", "true")
+		}
+	} else {
+		records, err = s.log.Append(r.Context(), entries)
+	}
 	if err != nil {
 		return err
 	}
@@ -118,6 +139,46 @@ func decodePublish(body []byte) ([]eventlog.Entry, bool, error) {
 		entries[i] = eventlog.Entry{Event: *in.Event, Data: in.Data, Source: eventlog.SourcePublished}
 	}
 	return entries, isArray, nil
+}
+
+func validIdempotencyKey(key string) bool {
+	if len(key) > 255 {
+		return false
+	}
+	for _, c := range []byte(key) {
+		if c < 0x21 || c > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+// jsonDepth returns the deepest nesting of arrays and objects in data, which
+// need not be valid JSON. Brackets inside strings do not count.
+func jsonDepth(data []byte) int {
+	depth, deepest := 0, 0
+	inString, escaped := false, false
+	for _, c := range data {
+		switch {
+		case inString:
+			switch {
+			case escaped:
+				escaped = false
+			case c == '\\':
+				escaped = true
+			case c == '"':
+				inString = false
+			}
+		case c == '"':
+			inString = true
+		case c == '[' || c == '{':
+			depth++
+			deepest = max(deepest, depth)
+		case c == ']' || c == '}':
+			depth--
+		}
+	}
+	return deepest
 }
 
 // readBody reads the request body, which ServeHTTP has limited in size.

@@ -7,6 +7,7 @@ package api
 import (
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/gorilla/mux"
 	"github.com/prometheus/client_golang/prometheus"
@@ -17,8 +18,12 @@ import (
 	"github.com/hooklog/hooklog/projections"
 )
 
-// DefaultMaxBodyBytes is the default limit of a request body.
-const DefaultMaxBodyBytes = 4 << 20
+// Defaults of Config.
+const (
+	DefaultMaxBodyBytes      = 4 << 20
+	DefaultMaxJSONDepth      = 64
+	DefaultIdempotencyWindow = 24 * time.Hour
+)
 
 // Config configures a Server.
 type Config struct {
@@ -31,7 +36,18 @@ type Config struct {
 	Registerer prometheus.Registerer
 	// MaxBodyBytes limits request bodies; zero means DefaultMaxBodyBytes.
 	MaxBodyBytes int64
-	Logger       *slog.Logger
+	// Tokens, when set, are the bearer tokens that every /api/v1 request
+	// must carry. Without tokens the API is open, as FFmate's is.
+	Tokens []string
+	// ProtectObservability makes /health and /metrics need a token too.
+	ProtectObservability bool
+	// MaxJSONDepth caps the nesting of a publish body; zero means
+	// DefaultMaxJSONDepth.
+	MaxJSONDepth int
+	// IdempotencyWindow is how long an Idempotency-Key is remembered; zero
+	// means DefaultIdempotencyWindow.
+	IdempotencyWindow time.Duration
+	Logger            *slog.Logger
 }
 
 // Server is the API's http.Handler.
@@ -43,6 +59,11 @@ type Server struct {
 	logger   *slog.Logger
 	router   *mux.Router
 	metrics  *apiMetrics
+
+	tokens               tokenSet
+	protectObservability bool
+	maxJSONDepth         int
+	idempotencyWindow    time.Duration
 }
 
 // New returns the API server for cfg.
@@ -55,6 +76,17 @@ func New(cfg Config) *Server {
 		logger:   cfg.Logger,
 		router:   mux.NewRouter(),
 		metrics:  newAPIMetrics(cfg.Registerer),
+
+		tokens:               newTokenSet(cfg.Tokens),
+		protectObservability: cfg.ProtectObservability,
+		maxJSONDepth:         cfg.MaxJSONDepth,
+		idempotencyWindow:    cfg.IdempotencyWindow,
+	}
+	if s.maxJSONDepth <= 0 {
+		s.maxJSONDepth = DefaultMaxJSONDepth
+	}
+	if s.idempotencyWindow <= 0 {
+		s.idempotencyWindow = DefaultIdempotencyWindow
 	}
 	if s.maxBody <= 0 {
 		s.maxBody = DefaultMaxBodyBytes
@@ -94,6 +126,8 @@ func New(cfg Config) *Server {
 	r.Handle(v1+"/webhooks/{id}/status", s.handle(s.webhookStatus)).Methods(http.MethodGet)
 	r.Handle(v1+"/webhooks/{id}/replay", s.handle(s.replay)).Methods(http.MethodPost)
 	r.Handle(v1+"/webhooks/{id}/redeliver", s.handle(s.redeliver)).Methods(http.MethodPost)
+	r.Handle(v1+"/webhooks/{id}/secret", s.handle(s.getSecret)).Methods(http.MethodGet)
+	r.Handle(v1+"/webhooks/{id}/secret/rotate", s.handle(s.rotateSecret)).Methods(http.MethodPost)
 	r.Handle(v1+"/webhooks/{id}/pause", s.handle(s.pauseWebhook)).Methods(http.MethodPost)
 	r.Handle(v1+"/webhooks/{id}/resume", s.handle(s.resumeWebhook)).Methods(http.MethodPost)
 
@@ -106,10 +140,11 @@ func New(cfg Config) *Server {
 	return s
 }
 
-// ServeHTTP limits the request body, routes the request and counts it.
+// ServeHTTP limits the request body, checks the token, routes the request
+// and counts it.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, s.maxBody)
-	s.metrics.observe(s.router, w, r, s.router)
+	s.metrics.observe(s.router, w, r, http.HandlerFunc(s.serveAuthorized))
 }
 
 func (s *Server) health(w http.ResponseWriter, r *http.Request) error {

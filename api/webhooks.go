@@ -4,6 +4,7 @@ import (
 	"math"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/gorilla/mux"
 
@@ -26,7 +27,59 @@ func (s *Server) createWebhook(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, hook)
+	creds, err := s.webhooks.Credentials(hook.UUID)
+	if err != nil {
+		return err
+	}
+
+	// The secret is in this answer and in GET /webhooks/{id}/secret only.
+	writeJSON(w, http.StatusOK, struct {
+		projections.Webhook
+		Secret string `json:"secret"`
+	}{hook, creds.Current()})
+	return nil
+}
+
+// secretAnswer is the body of the secret endpoints.
+type secretAnswer struct {
+	WebhookID string `json:"webhookId"`
+	Secret    string `json:"secret"`
+	// Previous is the rotated-out secret that still signs until
+	// PreviousExpiresAt.
+	Previous          string     `json:"previous,omitempty"`
+	PreviousExpiresAt *time.Time `json:"previousExpiresAt,omitempty"`
+}
+
+func newSecretAnswer(id string, c projections.Credentials) secretAnswer {
+	out := secretAnswer{WebhookID: id, Secret: c.Current()}
+	if len(c.Secrets) > 1 && time.Now().Before(c.Secrets[1].ExpiresAt) {
+		expires := c.Secrets[1].ExpiresAt
+		out.Previous, out.PreviousExpiresAt = c.Secrets[1].Value, &expires
+	}
+	return out
+}
+
+// getSecret returns a webhook's signing secret: GET /webhooks/{id}/secret.
+func (s *Server) getSecret(w http.ResponseWriter, r *http.Request) error {
+	id := mux.Vars(r)["id"]
+	creds, err := s.webhooks.Credentials(id)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, newSecretAnswer(id, creds))
+	return nil
+}
+
+// rotateSecret gives a webhook a new secret; the previous one keeps signing
+// beside it for the overlap: POST /webhooks/{id}/secret/rotate.
+func (s *Server) rotateSecret(w http.ResponseWriter, r *http.Request) error {
+	id := mux.Vars(r)["id"]
+	creds, err := s.webhooks.RotateSecret(id)
+	if err != nil {
+		return err
+	}
+	s.logger.Info("webhook secret rotated", "webhook_id", id)
+	writeJSON(w, http.StatusOK, newSecretAnswer(id, creds))
 	return nil
 }
 

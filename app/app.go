@@ -35,6 +35,18 @@ type Config struct {
 	Delivery delivery.Config
 	// MaxBodyBytes limits request bodies; zero means api.DefaultMaxBodyBytes.
 	MaxBodyBytes int64
+	// MaxEventBytes limits one event's data at append; zero means 1 MiB.
+	MaxEventBytes int
+	// MaxHeaderBytes limits the header of an API request; zero means 64 KiB.
+	MaxHeaderBytes int
+	// API sets the API's tokens, JSON depth and idempotency window. Open
+	// fills in the parts and MaxBodyBytes.
+	API api.Config
+	// WebhookLimits bound webhook URLs and custom headers.
+	WebhookLimits projections.Limits
+	// SecretOverlap is how long a rotated-out secret keeps signing; zero
+	// means projections.DefaultSecretOverlap.
+	SecretOverlap time.Duration
 	// ShutdownTimeout bounds the whole shutdown; zero means 10 seconds.
 	ShutdownTimeout time.Duration
 	// Logger receives the server's log lines; nil means slog.Default().
@@ -71,6 +83,12 @@ func Open(cfg Config) (*App, error) {
 	if cfg.Registry == nil {
 		cfg.Registry = metrics.NewRegistry()
 	}
+	if cfg.MaxEventBytes <= 0 {
+		cfg.MaxEventBytes = 1 << 20
+	}
+	if cfg.MaxHeaderBytes <= 0 {
+		cfg.MaxHeaderBytes = 64 << 10
+	}
 	cfg.Delivery.Registerer = cfg.Registry
 	a := &App{cfg: cfg, logger: cfg.Logger}
 
@@ -85,7 +103,7 @@ func Open(cfg Config) (*App, error) {
 	}
 
 	cfg.Registry.MustRegister(metrics.NewStorageCollector(a.db))
-	a.log, err = eventlog.Open(a.db, eventlog.Options{Registerer: cfg.Registry, KnownEvents: catalog.Names})
+	a.log, err = eventlog.Open(a.db, eventlog.Options{Registerer: cfg.Registry, KnownEvents: catalog.Names, MaxEventBytes: cfg.MaxEventBytes})
 	if err != nil {
 		a.db.Close()
 		return nil, err
@@ -98,18 +116,18 @@ func Open(cfg Config) (*App, error) {
 		return nil, err
 	}
 
+	a.webhooks.SetLimits(cfg.WebhookLimits)
+	if cfg.SecretOverlap > 0 {
+		a.webhooks.SetSecretOverlap(cfg.SecretOverlap)
+	}
+
 	a.delivery = delivery.NewManager(a.log, a.webhooks, a.db, cfg.Delivery)
 
-	handler := api.New(api.Config{
-		Log:          a.log,
-		Webhooks:     a.webhooks,
-		Delivery:     a.delivery,
-		Gatherer:     cfg.Registry,
-		Registerer:   cfg.Registry,
-		MaxBodyBytes: cfg.MaxBodyBytes,
-		Logger:       cfg.Logger,
-	})
-	a.server = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+	apiCfg := cfg.API
+	apiCfg.Log, apiCfg.Webhooks, apiCfg.Delivery = a.log, a.webhooks, a.delivery
+	apiCfg.Gatherer, apiCfg.Registerer = cfg.Registry, cfg.Registry
+	apiCfg.MaxBodyBytes, apiCfg.Logger = cfg.MaxBodyBytes, cfg.Logger
+	a.server = &http.Server{Handler: api.New(apiCfg), ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: cfg.MaxHeaderBytes}
 
 	a.listener, err = net.Listen("tcp", cfg.Addr)
 	if err != nil {
@@ -149,7 +167,10 @@ func (a *App) Addr() string {
 // closes. It returns the first error.
 func (a *App) Run(ctx context.Context) error {
 	a.logger.Info("hooklog started", "addr", a.Addr(), "data", a.cfg.DataDir, "head", a.log.Head(),
-		"webhooks", len(a.webhooks.Snapshot().Webhooks))
+		"webhooks", len(a.webhooks.Snapshot().Webhooks), "api_tokens", len(a.cfg.API.Tokens))
+	if len(a.cfg.API.Tokens) == 0 && !isLoopback(a.listener.Addr()) {
+		a.logger.Warn("the API needs no token and listens beyond loopback: anyone who reaches this address can publish events and change webhooks; set --api-token or listen on 127.0.0.1 with --host", "addr", a.Addr())
+	}
 
 	projectionCtx, stopProjection := context.WithCancel(context.Background())
 	deliveryCtx, stopDelivery := context.WithCancel(context.Background())
@@ -217,6 +238,13 @@ func (a *App) Run(ctx context.Context) error {
 	}
 	a.logger.Info("hooklog stopped")
 	return nil
+}
+
+// isLoopback reports whether addr is a loopback address only, as opposed
+// to all interfaces or a reachable one.
+func isLoopback(addr net.Addr) bool {
+	tcp, ok := addr.(*net.TCPAddr)
+	return ok && tcp.IP.IsLoopback()
 }
 
 // badgerLogger sends Badger's log lines to slog. Badger's info lines are

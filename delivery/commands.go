@@ -183,7 +183,12 @@ func (w *worker) replayParked(ctx context.Context, p Parked, c change) (*Attempt
 // sendOnce makes one attempt at r outside the retry schedule.
 func (w *worker) sendOnce(ctx context.Context, url string, r eventlog.Record, number int, trigger string) (AttemptRecord, Attempt) {
 	body := deliveryBody(r)
-	a := w.m.sender.send(ctx, url, r, body)
+	t, ok := w.target(url)
+	if !ok {
+		a := Attempt{Start: w.m.clock.Now(), Class: ClassConnection, Err: projections.ErrWebhookNotFound}
+		return newAttemptRecord(w.id, url, r, body, a, number, trigger), a
+	}
+	a := w.m.sender.send(ctx, t, r, body)
 	if ctx.Err() == nil {
 		w.m.metrics.observe(a, r, trigger, w.m.clock.Now())
 	}

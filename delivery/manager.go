@@ -7,6 +7,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"reflect"
 	"sync"
 	"time"
 
@@ -182,7 +183,7 @@ func (m *Manager) removeOrphans() error {
 func (m *Manager) reconcile(set projections.WebhookSet) {
 	for id, hook := range set.Webhooks {
 		if w := m.worker(id); w != nil {
-			if *w.hook.Load() != hook {
+			if !reflect.DeepEqual(*w.hook.Load(), hook) {
 				w.update(hook)
 			}
 			continue

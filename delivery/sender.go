@@ -17,6 +17,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/hooklog/hooklog/eventlog"
+	"github.com/hooklog/hooklog/projections"
+	"github.com/hooklog/hooklog/signature"
 )
 
 // maxResponseBody caps how much of a response body is read and stored. The
@@ -107,26 +109,49 @@ func deliveryBody(r eventlog.Record) []byte {
 	return append(buf, '}')
 }
 
-// send makes one attempt to deliver r with the given body to url. The
+// target is where and how an attempt is sent: the URL, the signing keys
+// (current first) and the custom headers.
+type target struct {
+	url     string
+	keys    [][]byte
+	headers map[string]string
+}
+
+// send makes one attempt to deliver r with the given body to t. The
 // deadline covers connecting, sending, the response headers and reading the
 // capped body.
-func (s *sender) send(ctx context.Context, url string, r eventlog.Record, body []byte) Attempt {
+func (s *sender) send(ctx context.Context, t target, r eventlog.Record, body []byte) Attempt {
 	a := Attempt{Start: s.clock.Now()}
 	began := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.url, bytes.NewReader(body))
 	if err != nil {
 		a.Class, a.Err = ClassConnection, fmt.Errorf("build request: %w", err)
 		return a
 	}
+
+	// Custom headers first, so that hooklog's own headers win.
+	for name, value := range t.headers {
+		req.Header.Set(name, value)
+	}
+	id, timestamp := r.ID.String(), a.Start.Unix()
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", s.userAgent)
-	req.Header.Set("webhook-id", r.ID.String())
-	req.Header.Set("webhook-timestamp", strconv.FormatInt(a.Start.Unix(), 10))
+	req.Header.Set("webhook-id", id)
+	req.Header.Set("webhook-timestamp", strconv.FormatInt(timestamp, 10))
+	if len(t.keys) > 0 {
+		req.Header.Set("webhook-signature", signature.Header(t.keys, id, timestamp, body))
+	}
 	req.Header.Set("X-Hooklog-Sequence", strconv.FormatUint(r.Seq, 10))
+
+	// The stored copy hides the custom headers' values, which may be the
+	// receiver's credentials.
 	a.RequestHeader = req.Header.Clone()
+	for name := range t.headers {
+		a.RequestHeader.Set(name, projections.Redacted)
+	}
 
 	s.inFlight.Inc()
 	defer s.inFlight.Dec()

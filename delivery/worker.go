@@ -202,7 +202,11 @@ func (w *worker) deliver(ctx context.Context, r eventlog.Record) (finished, ok b
 		}
 
 		lastURL = hook.URL
-		a := w.m.sender.send(ctx, hook.URL, r, body)
+		t, ok := w.target(hook.URL)
+		if !ok {
+			return false, false // deleted: the manager is stopping the worker
+		}
+		a := w.m.sender.send(ctx, t, r, body)
 		if ctx.Err() != nil {
 			// Aborted by shutdown or deletion: not the receiver's failure.
 			return false, false
@@ -289,6 +293,17 @@ func (w *worker) logFailure(log *slog.Logger, now time.Time, args ...any) {
 	}
 	log.Warn("delivery attempt failed", args...)
 	w.lastFailureLog, w.failuresNotLogged = now, 0
+}
+
+// target returns where the next attempt goes, with the webhook's current
+// secrets and header values. It returns false when the webhook has been
+// deleted, so nothing may be sent.
+func (w *worker) target(url string) (target, bool) {
+	creds, err := w.m.webhooks.Credentials(w.id)
+	if err != nil {
+		return target{}, false
+	}
+	return target{url: url, keys: creds.Keys(w.m.clock.Now()), headers: creds.Headers}, true
 }
 
 // park returns the dead-letter record of r, given up at now.

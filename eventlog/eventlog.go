@@ -31,6 +31,9 @@ var (
 	// ErrBatchTooLarge is returned by Append for a batch that does not fit in
 	// one group commit.
 	ErrBatchTooLarge = errors.New("eventlog: batch too large")
+	// ErrEventTooLarge is returned by Append for an event whose data is
+	// above Options.MaxEventBytes. Events are never truncated.
+	ErrEventTooLarge = errors.New("eventlog: event too large")
 )
 
 // Defaults for Options.
@@ -61,6 +64,9 @@ type Options struct {
 	// MaxBatchEvents caps the events in one group commit; zero means
 	// DefaultMaxBatchEvents.
 	MaxBatchEvents int
+	// MaxEventBytes caps one event's data; zero means no cap below
+	// MaxBatchBytes.
+	MaxEventBytes int
 	// Registerer receives the log's metrics; nil exports none.
 	Registerer prometheus.Registerer
 	// KnownEvents are the event names whose counters start at zero, so they
@@ -92,14 +98,16 @@ type Log struct {
 
 type appendRequest struct {
 	entries []Entry
+	idem    *Idempotency // nil for a plain append
 	size    int
 	arrived time.Time
 	result  chan appendResult // buffered, capacity 1
 }
 
 type appendResult struct {
-	records []Record
-	err     error
+	records  []Record
+	replayed bool // the records come from an earlier append with the same key
+	err      error
 }
 
 // Open recovers the head of the log stored in db and starts its writer. The
@@ -296,36 +304,47 @@ func (l *Log) Wait(ctx context.Context, after uint64) (uint64, error) {
 // entries are appended or none is. The entries' Data must not be modified
 // until Append returns.
 func (l *Log) Append(ctx context.Context, entries []Entry) ([]Record, error) {
+	res, err := l.submit(ctx, entries, nil)
+	if err != nil {
+		return nil, err
+	}
+	return res.records, res.err
+}
+
+// submit checks entries, hands them to the writer and waits for its answer.
+func (l *Log) submit(ctx context.Context, entries []Entry, idem *Idempotency) (appendResult, error) {
 	if len(entries) == 0 {
-		return nil, nil
+		return appendResult{}, nil
 	}
 
 	size := 0
 	for _, e := range entries {
 		if e.Event == "" || len(e.Event) > maxEventNameLen {
-			return nil, fmt.Errorf("append event %q: name must have 1 to %d bytes", e.Event, maxEventNameLen)
+			return appendResult{}, fmt.Errorf("append event %q: name must have 1 to %d bytes", e.Event, maxEventNameLen)
+		}
+		if l.opts.MaxEventBytes > 0 && len(e.Data) > l.opts.MaxEventBytes {
+			return appendResult{}, fmt.Errorf("append event %q of %d bytes (limit %d): %w", e.Event, len(e.Data), l.opts.MaxEventBytes, ErrEventTooLarge)
 		}
 		size += entrySize(e)
 	}
 	if size > l.opts.MaxBatchBytes || len(entries) > l.opts.MaxBatchEvents {
-		return nil, fmt.Errorf("append %d events of %d bytes (limits: %d events, %d bytes): %w",
+		return appendResult{}, fmt.Errorf("append %d events of %d bytes (limits: %d events, %d bytes): %w",
 			len(entries), size, l.opts.MaxBatchEvents, l.opts.MaxBatchBytes, ErrBatchTooLarge)
 	}
 
-	req := &appendRequest{entries: entries, size: size, arrived: time.Now(), result: make(chan appendResult, 1)}
+	req := &appendRequest{entries: entries, idem: idem, size: size, arrived: time.Now(), result: make(chan appendResult, 1)}
 	select {
 	case l.requests <- req:
 	case <-l.stop:
-		return nil, ErrClosed
+		return appendResult{}, ErrClosed
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return appendResult{}, ctx.Err()
 	}
 
 	// The writer answers every request it received, so this wait is bounded
 	// by one commit. Not selecting on ctx here keeps the answer truthful: an
 	// error never hides an event that was appended.
-	res := <-req.result
-	return res.records, res.err
+	return <-req.result, nil
 }
 
 func entrySize(e Entry) int {
@@ -387,7 +406,7 @@ func (l *Log) commit(batch []*appendRequest) {
 	l.mu.Unlock()
 
 	began := time.Now()
-	results, err := l.write(batch, seq, now)
+	results, appended, err := l.write(batch, seq, now)
 	if err != nil {
 		l.metrics.appendFailures.Add(float64(len(batch)))
 		for _, req := range batch {
@@ -399,41 +418,68 @@ func (l *Log) commit(batch []*appendRequest) {
 
 	l.lastTimestamp = now
 	l.commits.Add(1)
-	l.mu.Lock()
-	l.head = seq + uint64(countEntries(batch))
-	close(l.notify)
-	l.notify = make(chan struct{})
-	l.mu.Unlock()
+	if appended > 0 {
+		l.mu.Lock()
+		l.head = seq + uint64(appended)
+		close(l.notify)
+		l.notify = make(chan struct{})
+		l.mu.Unlock()
+	}
 
 	l.metrics.batches.Inc()
-	l.metrics.batchSize.Observe(float64(countEntries(batch)))
+	l.metrics.batchSize.Observe(float64(appended))
 	for i, req := range batch {
-		for _, r := range results[i] {
-			l.metrics.appended.WithLabelValues(r.Event).Inc()
+		if !results[i].replayed {
+			for _, r := range results[i].records {
+				l.metrics.appended.WithLabelValues(r.Event).Inc()
+			}
 		}
 		l.metrics.appendDuration.Observe(time.Since(req.arrived).Seconds())
-		req.result <- appendResult{records: results[i]}
+		req.result <- results[i]
 	}
 }
 
-func (l *Log) write(batch []*appendRequest, seq uint64, now time.Time) ([][]Record, error) {
+// write writes the batch in one transaction and returns each request's
+// result and the number of records appended. A request whose idempotency
+// key is already in the log, or earlier in the batch, appends nothing and
+// gets the records of the first request with that key.
+func (l *Log) write(batch []*appendRequest, seq uint64, now time.Time) ([]appendResult, int, error) {
 	txn := l.db.NewTransaction(true)
 	defer txn.Discard()
 
 	counts := make(map[string]uint64) // the new counts of the names in this batch
-	results := make([][]Record, len(batch))
+	keys := make(map[string]int)      // idempotency key to the index of its request in batch
+	results := make([]appendResult, len(batch))
+	appended := 0
 	for i, req := range batch {
+		if req.idem != nil {
+			if first, ok := keys[req.idem.Key]; ok {
+				results[i] = replayOf(batch[first], results[first], req)
+				continue
+			}
+			res, found, err := l.lookupKey(txn, req)
+			if err != nil {
+				return nil, 0, err
+			}
+			if found {
+				results[i] = res
+				continue
+			}
+			keys[req.idem.Key] = i
+		}
+
 		records := make([]Record, len(req.entries))
 		for j, e := range req.entries {
 			id, err := uuid.NewV7()
 			if err != nil {
-				return nil, fmt.Errorf("append: generate event id: %w", err)
+				return nil, 0, fmt.Errorf("append: generate event id: %w", err)
 			}
 
 			seq++
+			appended++
 			records[j] = Record{Seq: seq, ID: id, Event: e.Event, Timestamp: now, Source: e.Source, Data: e.Data}
 			if err := txn.Set(eventKey(seq), encodeRecord(records[j])); err != nil {
-				return nil, fmt.Errorf("append seq %d: %w", seq, err)
+				return nil, 0, fmt.Errorf("append seq %d: %w", seq, err)
 			}
 			count, ok := counts[e.Event]
 			if !ok {
@@ -442,19 +488,29 @@ func (l *Log) write(batch []*appendRequest, seq uint64, now time.Time) ([][]Reco
 			count++
 			counts[e.Event] = count
 			if err := txn.Set(indexKey(e.Event, seq), binary.BigEndian.AppendUint64(nil, count)); err != nil {
-				return nil, fmt.Errorf("append seq %d: %w", seq, err)
+				return nil, 0, fmt.Errorf("append seq %d: %w", seq, err)
 			}
 		}
-		results[i] = records
+		results[i] = appendResult{records: records}
+
+		if req.idem != nil {
+			entry := badger.NewEntry(idempotencyKey(req.idem.Key), encodeKeyValue(req.idem.Hash, records[0].Seq, len(records)))
+			if req.idem.TTL > 0 {
+				entry = entry.WithTTL(req.idem.TTL)
+			}
+			if err := txn.SetEntry(entry); err != nil {
+				return nil, 0, fmt.Errorf("append: store idempotency key: %w", err)
+			}
+		}
 	}
 
 	if err := txn.Commit(); err != nil {
-		return nil, fmt.Errorf("append: commit: %w", err)
+		return nil, 0, fmt.Errorf("append: commit: %w", err)
 	}
 	for name, count := range counts {
 		l.counts[name] = count
 	}
-	return results, nil
+	return results, appended, nil
 }
 
 func countEntries(batch []*appendRequest) int {

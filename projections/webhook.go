@@ -4,16 +4,44 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/hooklog/hooklog/catalog"
+	"github.com/hooklog/hooklog/signature"
 )
 
-// MaxURLLength caps a webhook URL, in bytes.
-const MaxURLLength = 2048
+// Limits bound what a webhook may hold. The zero value means DefaultLimits.
+type Limits struct {
+	// MaxURLLength caps the URL, in bytes.
+	MaxURLLength int
+	// MaxHeaders caps the number of custom request headers.
+	MaxHeaders int
+	// MaxHeaderBytes caps the custom headers' names and values together.
+	MaxHeaderBytes int
+}
+
+// DefaultLimits are the limits used where none are set.
+var DefaultLimits = Limits{MaxURLLength: 2048, MaxHeaders: 20, MaxHeaderBytes: 8 << 10}
+
+func (l Limits) orDefault() Limits {
+	if l.MaxURLLength <= 0 {
+		l.MaxURLLength = DefaultLimits.MaxURLLength
+	}
+	if l.MaxHeaders <= 0 {
+		l.MaxHeaders = DefaultLimits.MaxHeaders
+	}
+	if l.MaxHeaderBytes <= 0 {
+		l.MaxHeaderBytes = DefaultLimits.MaxHeaderBytes
+	}
+	return l
+}
+
+// Redacted replaces a custom header's value wherever a webhook is shown.
+const Redacted = "[redacted]"
 
 // Webhook is one subscription: the events named Event are sent to URL.
 //
@@ -37,6 +65,9 @@ type Webhook struct {
 	// StartSeq is the first seq the webhook was created to receive; 0 means
 	// the events after its creation, starting with its own webhook.created.
 	StartSeq uint64 `json:"startSeq,omitempty"`
+	// Headers names the custom request headers sent with each delivery.
+	// Every value is Redacted: the values are kept with the secrets.
+	Headers map[string]string `json:"headers,omitempty"`
 
 	// CreatedSeq is the seq of the webhook.created event that added the
 	// webhook. It is known only once that event is in the log, so it is
@@ -63,6 +94,12 @@ type WebhookInput struct {
 	// Start is where a new webhook starts in the log: "new" (the default),
 	// "all", a seq, or an RFC 3339 time. Updates ignore it.
 	Start StartPosition `json:"start"`
+	// Secret signs the deliveries; empty at creation means a new random
+	// one. Updates ignore it: a secret changes by rotation.
+	Secret string `json:"secret"`
+	// Headers are custom request headers, such as the receiver's own
+	// Authorization. Nil in an update keeps the current ones.
+	Headers *map[string]string `json:"headers"`
 }
 
 // StartPosition is where a new webhook starts in the log. Its JSON form is
@@ -132,24 +169,92 @@ func (e *ValidationError) Error() string {
 // ErrWebhookNotFound is returned for an unknown webhook id.
 var ErrWebhookNotFound = errors.New("webhook not found")
 
-// Validate checks that the event is in the catalog and that the URL is an
-// absolute http or https URL with a host.
-func (in WebhookInput) Validate() error {
+// Validate checks that the event is in the catalog, that the URL is an
+// absolute http or https URL with a host, and that the secret and the
+// headers are well formed and within limits.
+func (in WebhookInput) Validate(limits Limits) error {
+	limits = limits.orDefault()
 	if !catalog.Valid(in.Event) {
 		return &ValidationError{Field: "event", Value: in.Event, Allowed: "allowed events are " + catalog.List()}
 	}
-	return ValidateURL(in.URL)
+	if err := ValidateURL(in.URL, limits.MaxURLLength); err != nil {
+		return err
+	}
+	if in.Secret != "" {
+		if _, err := signature.ParseSecret(in.Secret); err != nil {
+			// The message names the problem but never echoes the secret.
+			return &ValidationError{Field: "secret", Value: "(not shown)", Allowed: err.Error()}
+		}
+	}
+	if in.Headers != nil {
+		return ValidateHeaders(*in.Headers, limits)
+	}
+	return nil
+}
+
+// reservedHeaders are set by hooklog or by HTTP itself on every delivery, so
+// a webhook cannot set them. Names are in canonical form.
+var reservedHeaders = map[string]bool{
+	"Content-Type": true, "Content-Length": true, "Content-Encoding": true, "Transfer-Encoding": true,
+	"Connection": true, "Keep-Alive": true, "Upgrade": true, "Te": true, "Trailer": true, "Host": true,
+	"User-Agent": true, "Webhook-Id": true, "Webhook-Timestamp": true, "Webhook-Signature": true,
+	"X-Hooklog-Sequence": true, "Proxy-Authorization": true, "Proxy-Connection": true, "Expect": true,
+}
+
+// ValidateHeaders checks custom request headers: valid names that hooklog
+// does not set itself, values without control characters, and the limits.
+// Error messages name a header but never show its value.
+func ValidateHeaders(headers map[string]string, limits Limits) error {
+	limits = limits.orDefault()
+	if len(headers) > limits.MaxHeaders {
+		return &ValidationError{Field: "headers", Value: fmt.Sprintf("%d headers", len(headers)),
+			Allowed: fmt.Sprintf("a webhook has at most %d custom headers", limits.MaxHeaders)}
+	}
+
+	total := 0
+	for name, value := range headers {
+		if !isToken(name) {
+			return &ValidationError{Field: "headers", Value: name, Allowed: "a header name is a non-empty HTTP token: letters, digits and !#$%&'*+-.^_`|~"}
+		}
+		if reservedHeaders[http.CanonicalHeaderKey(name)] {
+			return &ValidationError{Field: "headers", Value: name, Allowed: "hooklog sets this header itself; choose another name"}
+		}
+		for _, c := range value {
+			if c < ' ' && c != '\t' || c == 0x7f {
+				return &ValidationError{Field: "headers", Value: name, Allowed: "a header value must not contain control characters such as line breaks"}
+			}
+		}
+		total += len(name) + len(value)
+	}
+	if total > limits.MaxHeaderBytes {
+		return &ValidationError{Field: "headers", Value: fmt.Sprintf("%d bytes", total),
+			Allowed: fmt.Sprintf("custom header names and values have at most %d bytes together", limits.MaxHeaderBytes)}
+	}
+	return nil
+}
+
+func isToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, c := range []byte(s) {
+		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
+		if !ok {
+			return false
+		}
+	}
+	return true
 }
 
 // ValidateURL checks that raw is an absolute http or https URL with a host,
-// without user information, of at most MaxURLLength bytes.
-func ValidateURL(raw string) error {
+// without user information, of at most maxLength bytes.
+func ValidateURL(raw string, maxLength int) error {
 	invalid := func(reason string) error {
 		return &ValidationError{Field: "url", Value: raw, Allowed: reason}
 	}
 
-	if len(raw) > MaxURLLength {
-		return invalid(fmt.Sprintf("a URL has at most %d bytes", MaxURLLength))
+	if len(raw) > maxLength {
+		return &ValidationError{Field: "url", Value: raw[:min(len(raw), 64)] + "…", Allowed: fmt.Sprintf("a URL has at most %d bytes, this one has %d", maxLength, len(raw))}
 	}
 	if strings.TrimSpace(raw) != raw || raw == "" {
 		return invalid("a URL must be absolute, as http://host/path or https://host/path, without surrounding spaces")

@@ -15,6 +15,7 @@ import (
 
 	"github.com/hooklog/hooklog/catalog"
 	"github.com/hooklog/hooklog/eventlog"
+	"github.com/hooklog/hooklog/signature"
 )
 
 // snapshotKey stores the webhook set with the seq it covers.
@@ -42,9 +43,13 @@ type Webhooks struct {
 	writeMu sync.Mutex // serializes Create, Update and Delete
 	foldMu  sync.Mutex // serializes folding into set
 
-	mu      sync.RWMutex // guards set and changed
+	mu      sync.RWMutex // guards set, changed and creds
 	set     WebhookSet
-	changed chan struct{} // closed and replaced when the webhooks change
+	changed chan struct{}          // closed and replaced when the webhooks change
+	creds   map[string]Credentials // by webhook id; written under writeMu too
+
+	limits        Limits
+	secretOverlap time.Duration
 
 	savedSeq uint64 // seq of the stored snapshot; guarded by foldMu
 }
@@ -59,6 +64,9 @@ func OpenWebhooks(log *eventlog.Log, db *badger.DB, logger *slog.Logger) (*Webho
 		now:     time.Now,
 		set:     NewWebhookSet(),
 		changed: make(chan struct{}),
+
+		limits:        DefaultLimits,
+		secretOverlap: DefaultSecretOverlap,
 	}
 
 	if err := w.load(); err != nil {
@@ -70,7 +78,131 @@ func OpenWebhooks(log *eventlog.Log, db *badger.DB, logger *slog.Logger) (*Webho
 	if err := w.refresh(); err != nil {
 		return nil, err
 	}
+	if err := w.loadCredentials(); err != nil {
+		return nil, err
+	}
 	return w, nil
+}
+
+// DefaultSecretOverlap is how long a rotated-out secret still signs.
+const DefaultSecretOverlap = 24 * time.Hour
+
+// SetLimits sets the limits that new and updated webhooks must keep.
+func (w *Webhooks) SetLimits(l Limits) {
+	w.writeMu.Lock()
+	defer w.writeMu.Unlock()
+	w.limits = l.orDefault()
+}
+
+// SetSecretOverlap sets how long a secret signs after it is rotated out.
+func (w *Webhooks) SetSecretOverlap(d time.Duration) {
+	w.writeMu.Lock()
+	defer w.writeMu.Unlock()
+	w.secretOverlap = d
+}
+
+// loadCredentials reads the stored credentials, deletes those of webhooks
+// that do not exist (left when the process ended between storing them and
+// appending the webhook.created event, or between a deletion and its
+// clean-up) and gives a new secret to a webhook that has none.
+func (w *Webhooks) loadCredentials() error {
+	all, err := loadAllCredentials(w.db)
+	if err != nil {
+		return err
+	}
+
+	set := w.Snapshot()
+	for id := range all {
+		if _, ok := set.Webhooks[id]; ok {
+			continue
+		}
+		if err := deleteCredentials(w.db, id); err != nil {
+			return err
+		}
+		delete(all, id)
+	}
+	for id := range set.Webhooks {
+		if _, ok := all[id]; ok {
+			continue
+		}
+		secret, err := signature.NewSecret()
+		if err != nil {
+			return err
+		}
+		c := Credentials{Secrets: []Secret{{Value: secret}}}
+		if err := saveCredentials(w.db, id, c); err != nil {
+			return err
+		}
+		all[id] = c
+		w.logger.Warn("webhook had no stored secret; a new one was generated", "webhook_id", id)
+	}
+
+	w.mu.Lock()
+	w.creds = all
+	w.mu.Unlock()
+	return nil
+}
+
+// Credentials returns a copy of a webhook's secrets and header values.
+func (w *Webhooks) Credentials(id string) (Credentials, error) {
+	w.mu.RLock()
+	defer w.mu.RUnlock()
+
+	c, ok := w.creds[id]
+	if !ok {
+		return Credentials{}, fmt.Errorf("webhook %q: %w", id, ErrWebhookNotFound)
+	}
+	return c.clone(), nil
+}
+
+// RotateSecret gives a webhook a new current secret. The previous one keeps
+// signing, beside the new one, until the overlap ends.
+func (w *Webhooks) RotateSecret(id string) (Credentials, error) {
+	w.writeMu.Lock()
+	defer w.writeMu.Unlock()
+
+	c, err := w.Credentials(id)
+	if err != nil {
+		return Credentials{}, err
+	}
+	secret, err := signature.NewSecret()
+	if err != nil {
+		return Credentials{}, err
+	}
+
+	now := w.now().UTC()
+	next := Credentials{Secrets: []Secret{{Value: secret}}, Headers: c.Headers}
+	if w.secretOverlap > 0 && len(c.Secrets) > 0 {
+		next.Secrets = append(next.Secrets, Secret{Value: c.Secrets[0].Value, ExpiresAt: now.Add(w.secretOverlap)})
+	}
+	if err := w.storeCredentials(id, next); err != nil {
+		return Credentials{}, err
+	}
+	return next.clone(), nil
+}
+
+// storeCredentials saves a webhook's credentials and caches them. The
+// caller holds writeMu.
+func (w *Webhooks) storeCredentials(id string, c Credentials) error {
+	if err := saveCredentials(w.db, id, c); err != nil {
+		return err
+	}
+	w.mu.Lock()
+	w.creds[id] = c.clone()
+	w.mu.Unlock()
+	return nil
+}
+
+// redacted returns the header names with Redacted values, or nil.
+func redacted(headers map[string]string) map[string]string {
+	if len(headers) == 0 {
+		return nil
+	}
+	out := make(map[string]string, len(headers))
+	for name := range headers {
+		out[name] = Redacted
+	}
+	return out
 }
 
 func (w *Webhooks) load() error {
@@ -244,21 +376,39 @@ func (w *Webhooks) List(page, perPage int) ([]Webhook, int) {
 
 // Create validates in, appends webhook.created and returns the new webhook.
 func (w *Webhooks) Create(ctx context.Context, in WebhookInput) (Webhook, error) {
-	if err := in.Validate(); err != nil {
-		return Webhook{}, err
-	}
-
 	w.writeMu.Lock()
 	defer w.writeMu.Unlock()
+
+	if err := in.Validate(w.limits); err != nil {
+		return Webhook{}, err
+	}
 
 	startSeq, err := w.resolveStart(in.Start)
 	if err != nil {
 		return Webhook{}, err
 	}
 
+	secret := in.Secret
+	if secret == "" {
+		if secret, err = signature.NewSecret(); err != nil {
+			return Webhook{}, err
+		}
+	}
+	creds := Credentials{Secrets: []Secret{{Value: secret}}}
+	if in.Headers != nil {
+		creds.Headers = *in.Headers
+	}
+
 	now := w.now().UTC()
 	id := uuid.NewString()
-	hook := Webhook{UUID: id, ID: id, Event: in.Event, URL: in.URL, CreatedAt: now, UpdatedAt: now, State: StateActive, StartSeq: startSeq}
+	hook := Webhook{UUID: id, ID: id, Event: in.Event, URL: in.URL, CreatedAt: now, UpdatedAt: now, State: StateActive,
+		StartSeq: startSeq, Headers: redacted(creds.Headers)}
+
+	// The credentials go first: if the process ends before the append,
+	// the next start deletes them as belonging to no webhook.
+	if err := w.storeCredentials(id, creds); err != nil {
+		return Webhook{}, err
+	}
 	if err := w.appendChange(ctx, catalog.WebhookCreated, hook); err != nil {
 		return Webhook{}, err
 	}
@@ -292,16 +442,28 @@ func (w *Webhooks) resolveStart(p StartPosition) (uint64, error) {
 // Update validates in, appends webhook.updated and returns the webhook. An
 // update also enables a disabled webhook; a paused one stays paused.
 func (w *Webhooks) Update(ctx context.Context, id string, in WebhookInput) (Webhook, error) {
-	if err := in.Validate(); err != nil {
-		return Webhook{}, err
-	}
-
 	w.writeMu.Lock()
 	defer w.writeMu.Unlock()
+
+	in.Secret = ""
+	if err := in.Validate(w.limits); err != nil {
+		return Webhook{}, err
+	}
 
 	hook, err := w.Get(id)
 	if err != nil {
 		return Webhook{}, err
+	}
+	if in.Headers != nil {
+		c, err := w.Credentials(id)
+		if err != nil {
+			return Webhook{}, err
+		}
+		c.Headers = *in.Headers
+		if err := w.storeCredentials(id, c); err != nil {
+			return Webhook{}, err
+		}
+		hook.Headers = redacted(c.Headers)
 	}
 
 	hook.Event, hook.URL, hook.UpdatedAt = in.Event, in.URL, w.now().UTC()
@@ -372,7 +534,16 @@ func (w *Webhooks) Delete(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	return w.appendChange(ctx, catalog.WebhookDeleted, hook)
+	if err := w.appendChange(ctx, catalog.WebhookDeleted, hook); err != nil {
+		return err
+	}
+
+	// After the append: if the process ends first, the next start deletes
+	// the credentials as belonging to no webhook.
+	w.mu.Lock()
+	delete(w.creds, id)
+	w.mu.Unlock()
+	return deleteCredentials(w.db, id)
 }
 
 // appendChange appends one webhook event and folds the log through it, so

@@ -18,9 +18,11 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/hooklog/hooklog/api"
 	"github.com/hooklog/hooklog/app"
 	"github.com/hooklog/hooklog/delivery"
 	"github.com/hooklog/hooklog/metrics"
+	"github.com/hooklog/hooklog/projections"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -81,6 +83,18 @@ type serverFlags struct {
 	logLevel        string
 	logFormat       string
 	perWebhook      bool
+
+	apiTokens          string
+	apiTokenFile       string
+	protectObservation bool
+	maxEventBytes      int
+	maxJSONDepth       int
+	maxURLLength       int
+	maxHeaders         int
+	maxHeaderBytes     int
+	maxRequestHeader   int
+	idempotencyWindow  time.Duration
+	secretOverlap      time.Duration
 }
 
 func runServer(args []string, stderr io.Writer) int {
@@ -102,6 +116,17 @@ func runServer(args []string, stderr io.Writer) int {
 	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 10*time.Second, "time allowed for a graceful shutdown after SIGINT or SIGTERM")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
+	fs.StringVar(&f.apiTokens, "api-token", "", "bearer tokens, separated by commas, that every /api/v1 request must carry; empty leaves the API open, as FFmate's is")
+	fs.StringVar(&f.apiTokenFile, "api-token-file", "", "file with one bearer token per line, added to --api-token; lines starting with # are skipped")
+	fs.BoolVar(&f.protectObservation, "protect-health-metrics", false, "also require a token for /health and /metrics")
+	fs.IntVar(&f.maxEventBytes, "max-event-bytes", 1<<20, "largest event data the log accepts, in bytes; larger events get 413 and are never truncated")
+	fs.IntVar(&f.maxJSONDepth, "max-json-depth", api.DefaultMaxJSONDepth, "deepest nesting of arrays and objects a publish body may have")
+	fs.IntVar(&f.maxURLLength, "max-url-length", projections.DefaultLimits.MaxURLLength, "longest webhook URL, in bytes")
+	fs.IntVar(&f.maxHeaders, "max-webhook-headers", projections.DefaultLimits.MaxHeaders, "most custom request headers one webhook may have")
+	fs.IntVar(&f.maxHeaderBytes, "max-webhook-header-bytes", projections.DefaultLimits.MaxHeaderBytes, "largest size of a webhook's custom header names and values together, in bytes")
+	fs.IntVar(&f.maxRequestHeader, "max-request-header-bytes", 64<<10, "largest header of an API request, in bytes")
+	fs.DurationVar(&f.idempotencyWindow, "idempotency-window", api.DefaultIdempotencyWindow, "how long an Idempotency-Key of a publish is remembered")
+	fs.DurationVar(&f.secretOverlap, "secret-rotation-overlap", projections.DefaultSecretOverlap, "how long a rotated-out signing secret keeps signing beside the new one")
 	fs.BoolVar(&f.perWebhook, "metrics-per-webhook", true, "export the hooklog_webhook_* metrics, 9 series per webhook labelled with its id; false drops them")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: hooklog server [flags]\n\nEvery flag can also be set by an environment variable: --data by HOOKLOG_DATA,\n--attempt-timeout by HOOKLOG_ATTEMPT_TIMEOUT, and so on. A flag on the command line wins.\n\nFlags:\n")
@@ -229,6 +254,24 @@ func (f serverFlags) config(stderr io.Writer) (app.Config, *slog.Logger, error) 
 	if err != nil {
 		return app.Config{}, nil, err
 	}
+	tokens, err := f.tokens()
+	if err != nil {
+		return app.Config{}, nil, err
+	}
+	for name, value := range map[string]int{
+		"--max-event-bytes": f.maxEventBytes, "--max-json-depth": f.maxJSONDepth, "--max-url-length": f.maxURLLength,
+		"--max-webhook-headers": f.maxHeaders, "--max-webhook-header-bytes": f.maxHeaderBytes, "--max-request-header-bytes": f.maxRequestHeader,
+	} {
+		if value <= 0 {
+			return app.Config{}, nil, fmt.Errorf("invalid %s %d: expected a positive number", name, value)
+		}
+	}
+	if f.maxEventBytes > int(f.maxBodyBytes) {
+		return app.Config{}, nil, fmt.Errorf("invalid --max-event-bytes %d: it must not exceed --max-body-bytes %d", f.maxEventBytes, f.maxBodyBytes)
+	}
+	if f.idempotencyWindow <= 0 || f.secretOverlap < 0 {
+		return app.Config{}, nil, errors.New("invalid --idempotency-window or --secret-rotation-overlap: expected positive durations such as 24h")
+	}
 
 	policy := delivery.DefaultRetryPolicy()
 	policy.Schedule = schedule
@@ -247,7 +290,17 @@ func (f serverFlags) config(stderr io.Writer) (app.Config, *slog.Logger, error) 
 			AttemptRetention:  f.attemptKeep,
 			PerWebhookMetrics: f.perWebhook,
 		},
-		MaxBodyBytes:    f.maxBodyBytes,
+		MaxBodyBytes:   f.maxBodyBytes,
+		MaxEventBytes:  f.maxEventBytes,
+		MaxHeaderBytes: f.maxRequestHeader,
+		API: api.Config{
+			Tokens:               tokens,
+			ProtectObservability: f.protectObservation,
+			MaxJSONDepth:         f.maxJSONDepth,
+			IdempotencyWindow:    f.idempotencyWindow,
+		},
+		WebhookLimits:   projections.Limits{MaxURLLength: f.maxURLLength, MaxHeaders: f.maxHeaders, MaxHeaderBytes: f.maxHeaderBytes},
+		SecretOverlap:   f.secretOverlap,
 		ShutdownTimeout: f.shutdownTimeout,
 		Logger:          logger,
 		Registry:        metrics.NewRegistry(),
@@ -256,6 +309,33 @@ func (f serverFlags) config(stderr io.Writer) (app.Config, *slog.Logger, error) 
 		cfg.Addr = "[" + f.host + "]:" + strconv.Itoa(f.port)
 	}
 	return cfg, logger, nil
+}
+
+// tokens returns the API tokens of --api-token and --api-token-file.
+func (f serverFlags) tokens() ([]string, error) {
+	var tokens []string
+	for t := range strings.SplitSeq(f.apiTokens, ",") {
+		if t = strings.TrimSpace(t); t != "" {
+			tokens = append(tokens, t)
+		}
+	}
+	if f.apiTokenFile == "" {
+		return tokens, nil
+	}
+
+	data, err := os.ReadFile(f.apiTokenFile)
+	if err != nil {
+		return nil, fmt.Errorf("invalid --api-token-file: %w", err)
+	}
+	for line := range strings.SplitSeq(string(data), "\n") {
+		if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "#") {
+			tokens = append(tokens, line)
+		}
+	}
+	if len(tokens) == 0 {
+		return nil, fmt.Errorf("invalid --api-token-file %s: it holds no token", f.apiTokenFile)
+	}
+	return tokens, nil
 }
 
 func parseSchedule(raw string) ([]time.Duration, error) {

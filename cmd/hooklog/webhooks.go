@@ -31,12 +31,14 @@ Commands, run against a running server's API:
 
 Flags:
   --server URL   the server (default http://127.0.0.1:3000, or HOOKLOG_SERVER)
+  --token TOKEN  the API token, when the server requires one (or HOOKLOG_API_TOKEN)
   --json         print the API's JSON instead of text
 `
 
 // webhooksCommand is one run of "hooklog webhooks".
 type webhooksCommand struct {
 	server string
+	token  string
 	json   bool
 	seq    uint64
 	time   string
@@ -64,6 +66,7 @@ func runWebhooks(args []string, stdout, stderr io.Writer) int {
 		server = "http://127.0.0.1:3000"
 	}
 	fs.StringVar(&c.server, "server", server, "")
+	fs.StringVar(&c.token, "token", strings.Split(os.Getenv("HOOKLOG_API_TOKEN"), ",")[0], "")
 	fs.BoolVar(&c.json, "json", false, "")
 	fs.Uint64Var(&c.seq, "seq", 0, "")
 	fs.StringVar(&c.time, "time", "", "")
@@ -152,6 +155,9 @@ func (c *webhooksCommand) call(method, path string, body any, out any) ([]byte, 
 		return nil, fmt.Errorf("invalid --server %q: %w", c.server, err)
 	}
 	req.Header.Set("Content-Type", "application/json")
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
 	resp, err := c.client.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("request to %s failed: %w (is the server running? set it with --server)", c.server, err)
