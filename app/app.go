@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -60,7 +61,8 @@ type Config struct {
 type App struct {
 	cfg      Config
 	logger   *slog.Logger
-	db       *badger.DB
+	db       *badger.DB // the log database
+	stateDB  *badger.DB // the delivery database
 	log      *eventlog.Log
 	webhooks *projections.Webhooks
 	delivery *delivery.Manager
@@ -97,22 +99,34 @@ func Open(cfg Config) (*App, error) {
 	}
 
 	var err error
-	a.db, err = OpenDB(cfg.DataDir, cfg.Logger)
+	a.db, err = OpenDB(filepath.Join(cfg.DataDir, "log"), cfg.Logger, logDB)
 	if err != nil {
 		return nil, err
 	}
-
-	cfg.Registry.MustRegister(metrics.NewStorageCollector(a.db))
-	a.log, err = eventlog.Open(a.db, eventlog.Options{Registerer: cfg.Registry, KnownEvents: catalog.Names, MaxEventBytes: cfg.MaxEventBytes})
+	a.stateDB, err = OpenDB(filepath.Join(cfg.DataDir, "delivery"), cfg.Logger, deliveryDB)
 	if err != nil {
 		a.db.Close()
+		return nil, err
+	}
+	closeDBs := func() {
+		a.stateDB.Close()
+		a.db.Close()
+	}
+
+	cfg.Registry.MustRegister(metrics.NewStorageCollector(a.db, a.stateDB))
+	a.log, err = eventlog.Open(a.db, eventlog.Options{
+		Registerer: cfg.Registry, KnownEvents: catalog.Names, MaxEventBytes: cfg.MaxEventBytes,
+		MaxBatchBytes: maxBatchBytes, ValueThreshold: logValueThreshold,
+	})
+	if err != nil {
+		closeDBs()
 		return nil, err
 	}
 
 	a.webhooks, err = projections.OpenWebhooks(a.log, a.db, cfg.Logger)
 	if err != nil {
 		a.log.Close()
-		a.db.Close()
+		closeDBs()
 		return nil, err
 	}
 
@@ -121,7 +135,10 @@ func Open(cfg Config) (*App, error) {
 		a.webhooks.SetSecretOverlap(cfg.SecretOverlap)
 	}
 
-	a.delivery = delivery.NewManager(a.log, a.webhooks, a.db, cfg.Delivery)
+	if cfg.Delivery.SyncInterval <= 0 {
+		cfg.Delivery.SyncInterval = 100 * time.Millisecond
+	}
+	a.delivery = delivery.NewManager(a.log, a.webhooks, a.stateDB, cfg.Delivery)
 
 	apiCfg := cfg.API
 	apiCfg.Log, apiCfg.Webhooks, apiCfg.Delivery = a.log, a.webhooks, a.delivery
@@ -132,18 +149,60 @@ func Open(cfg Config) (*App, error) {
 	a.listener, err = net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		a.log.Close()
-		a.db.Close()
+		closeDBs()
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 	}
 	return a, nil
 }
 
-// OpenDB opens the Badger database in dir. Every commit is synced, so a
-// write that returned is on disk.
-func OpenDB(dir string, logger *slog.Logger) (*badger.DB, error) {
+// dbKind selects the options of one of the two databases.
+type dbKind int
+
+const (
+	// logDB holds the event log, the webhook projection and the webhook
+	// credentials. Every commit is synced, so an acknowledged event is on
+	// disk.
+	logDB dbKind = iota
+	// deliveryDB holds cursors, retry state, parked events and the attempt
+	// log, written after every attempt. Commits are not synced one by one:
+	// the delivery manager syncs the database every SyncInterval. A write
+	// survives a crash of the process at once, because Badger writes
+	// through memory-mapped files, and a power loss after the next sync.
+	deliveryDB
+)
+
+// Memory of the databases. Badger allocates each memtable in full on the
+// Go heap and builds a flushed memtable's table in memory, so these sizes,
+// not Badger's defaults (64 MiB memtables, five of them, a 256 MiB block
+// cache), set most of hooklog's memory.
+const (
+	logMemTableSize      = 16 << 20
+	deliveryMemTableSize = 8 << 20
+	// logValueThreshold sends event data of this size and more to Badger's
+	// value log instead of the memtable, which then holds keys and pointers
+	// only: flushes stay small and rare.
+	logValueThreshold = 512
+	// maxBatchBytes keeps a group commit under Badger's transaction limit,
+	// 15% of the memtable size, as eventlog estimates it.
+	maxBatchBytes = logMemTableSize * 14 / 100
+)
+
+// OpenDB opens a Badger database in dir with the options of kind. Reads of
+// the log are mostly sequential, so small block caches do.
+func OpenDB(dir string, logger *slog.Logger, kind dbKind) (*badger.DB, error) {
 	opts := badger.DefaultOptions(dir).
-		WithSyncWrites(true).
-		WithLogger(badgerLogger{logger})
+		WithLogger(badgerLogger{logger}).
+		WithNumCompactors(2).
+		WithNumMemtables(2)
+	switch kind {
+	case logDB:
+		opts = opts.WithSyncWrites(true).WithMemTableSize(logMemTableSize).WithBlockCacheSize(16 << 20).WithValueThreshold(logValueThreshold)
+	case deliveryDB:
+		// Each webhook's worker writes only its own keys, so transactions
+		// cannot conflict and Badger need not track their reads.
+		opts = opts.WithSyncWrites(false).WithMemTableSize(deliveryMemTableSize).WithBlockCacheSize(8 << 20).WithDetectConflicts(false)
+	}
+
 	db, err := badger.Open(opts)
 	if err != nil {
 		return nil, fmt.Errorf("open database in %s: %w", dir, err)
@@ -226,10 +285,14 @@ func (a *App) Run(ctx context.Context) error {
 		keep(errors.New("shutdown timed out waiting for delivery and the projection"))
 	}
 
-	// 4. Stop the log's writer, then close the database.
+	// 4. Stop the log's writer, then close the databases. Closing syncs
+	// the delivery database.
 	keep(a.log.Close())
+	if err := a.stateDB.Close(); err != nil {
+		keep(fmt.Errorf("close delivery database: %w", err))
+	}
 	if err := a.db.Close(); err != nil {
-		keep(fmt.Errorf("close database: %w", err))
+		keep(fmt.Errorf("close log database: %w", err))
 	}
 
 	if firstErr != nil && !errors.Is(firstErr, http.ErrServerClosed) {

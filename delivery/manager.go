@@ -49,6 +49,10 @@ type Config struct {
 	// FailureLogInterval is how often a webhook that keeps failing logs
 	// its failed attempts, after the first ones; zero means one minute.
 	FailureLogInterval time.Duration
+	// SyncInterval, when positive, makes Run sync the database this often
+	// while delivery writes to it, for a database opened without
+	// SyncWrites. Zero means the database syncs every commit itself.
+	SyncInterval time.Duration
 	// Logger receives a line per failed attempt; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -125,6 +129,15 @@ func (m *Manager) Run(ctx context.Context) error {
 	if err := m.removeOrphans(); err != nil {
 		return err
 	}
+	if m.cfg.SyncInterval > 0 {
+		stopSync := make(chan struct{})
+		synced := make(chan struct{})
+		go m.syncLoop(stopSync, synced)
+		defer func() {
+			close(stopSync)
+			<-synced
+		}()
+	}
 
 	for {
 		changed := m.webhooks.Changed()
@@ -135,6 +148,28 @@ func (m *Manager) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			m.stopAll()
 			return nil
+		}
+	}
+}
+
+// syncLoop syncs the delivery database every SyncInterval until stop is
+// closed, then once more.
+func (m *Manager) syncLoop(stop <-chan struct{}, done chan<- struct{}) {
+	defer close(done)
+	ticker := time.NewTicker(m.cfg.SyncInterval)
+	defer ticker.Stop()
+
+	for {
+		select {
+		case <-ticker.C:
+		case <-stop:
+			if err := m.store.db.Sync(); err != nil {
+				m.logger.Error("syncing the delivery database failed", "error", err)
+			}
+			return
+		}
+		if err := m.store.db.Sync(); err != nil {
+			m.logger.Error("syncing the delivery database failed", "error", err)
 		}
 	}
 }

@@ -57,10 +57,14 @@ const (
 type Options struct {
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
-	// MaxBatchBytes caps the encoded size of one group commit; zero means
-	// DefaultMaxBatchBytes. It must stay below Badger's batch limit, which is
-	// 15% of the memtable size.
+	// MaxBatchBytes caps the size of one group commit as Badger counts it
+	// against its transaction limit (15% of the memtable size); zero means
+	// DefaultMaxBatchBytes.
 	MaxBatchBytes int
+	// ValueThreshold is the database's value threshold: values of this size
+	// and more go to Badger's value log and count as a pointer against the
+	// transaction limit. Zero means Badger's default, 1 MiB.
+	ValueThreshold int
 	// MaxBatchEvents caps the events in one group commit; zero means
 	// DefaultMaxBatchEvents.
 	MaxBatchEvents int
@@ -121,6 +125,9 @@ func Open(db *badger.DB, opts Options) (*Log, error) {
 	}
 	if opts.MaxBatchEvents <= 0 {
 		opts.MaxBatchEvents = DefaultMaxBatchEvents
+	}
+	if opts.ValueThreshold <= 0 {
+		opts.ValueThreshold = 1 << 20
 	}
 
 	l := &Log{
@@ -325,7 +332,7 @@ func (l *Log) submit(ctx context.Context, entries []Entry, idem *Idempotency) (a
 		if l.opts.MaxEventBytes > 0 && len(e.Data) > l.opts.MaxEventBytes {
 			return appendResult{}, fmt.Errorf("append event %q of %d bytes (limit %d): %w", e.Event, len(e.Data), l.opts.MaxEventBytes, ErrEventTooLarge)
 		}
-		size += entrySize(e)
+		size += l.entrySize(e)
 	}
 	if size > l.opts.MaxBatchBytes || len(entries) > l.opts.MaxBatchEvents {
 		return appendResult{}, fmt.Errorf("append %d events of %d bytes (limits: %d events, %d bytes): %w",
@@ -347,9 +354,16 @@ func (l *Log) submit(ctx context.Context, entries []Entry, idem *Idempotency) (a
 	return <-req.result, nil
 }
 
-func entrySize(e Entry) int {
-	// The record key and value, plus the index key and its count.
-	return 9 + headerSize + len(e.Event) + len(e.Data) + 1 + len(e.Event) + 1 + 8 + 8
+// entrySize estimates what an entry counts against Badger's transaction
+// limit: the record's key and value, or a value pointer for a value in the
+// value log, plus the index entry.
+func (l *Log) entrySize(e Entry) int {
+	const overhead, valuePointer = 32, 24
+	value := headerSize + len(e.Event) + len(e.Data)
+	if value >= l.opts.ValueThreshold {
+		value = valuePointer
+	}
+	return overhead + 9 + value + 1 + len(e.Event) + 1 + 8 + 8
 }
 
 // writer is the only goroutine that writes records. It gathers the requests

@@ -19,26 +19,31 @@ func NewRegistry() *prometheus.Registry {
 	return reg
 }
 
-// NewStorageCollector returns a collector of the size of a Badger database
-// on disk: hooklog_storage_bytes with kind "lsm" (the LSM tree's tables) and
-// "vlog" (the value log). Badger refreshes these sizes about once a minute.
-func NewStorageCollector(db *badger.DB) prometheus.Collector {
-	return storageCollector{db: db}
+// NewStorageCollector returns a collector of the size on disk of Badger
+// databases: hooklog_storage_bytes with kind "lsm" (the LSM trees' tables)
+// and "vlog" (the value logs), summed over dbs. Badger refreshes these
+// sizes about once a minute.
+func NewStorageCollector(dbs ...*badger.DB) prometheus.Collector {
+	return storageCollector{dbs: dbs}
 }
 
 type storageCollector struct {
-	db *badger.DB
+	dbs []*badger.DB
 }
 
 var storageDesc = prometheus.NewDesc("hooklog_storage_bytes",
-	"Size of the Badger database on disk, by kind: lsm (tables) or vlog (value log).", []string{"kind"}, nil)
+	"Size of the Badger databases on disk, by kind: lsm (tables) or vlog (value logs).", []string{"kind"}, nil)
 
 func (c storageCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- storageDesc
 }
 
 func (c storageCollector) Collect(ch chan<- prometheus.Metric) {
-	lsm, vlog := c.db.Size()
+	var lsm, vlog int64
+	for _, db := range c.dbs {
+		l, v := db.Size()
+		lsm, vlog = lsm+l, vlog+v
+	}
 	ch <- prometheus.MustNewConstMetric(storageDesc, prometheus.GaugeValue, float64(lsm), "lsm")
 	ch <- prometheus.MustNewConstMetric(storageDesc, prometheus.GaugeValue, float64(vlog), "vlog")
 }

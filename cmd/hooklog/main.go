@@ -95,6 +95,7 @@ type serverFlags struct {
 	maxRequestHeader   int
 	idempotencyWindow  time.Duration
 	secretOverlap      time.Duration
+	pprofAddr          string
 }
 
 func runServer(args []string, stderr io.Writer) int {
@@ -127,6 +128,7 @@ func runServer(args []string, stderr io.Writer) int {
 	fs.IntVar(&f.maxRequestHeader, "max-request-header-bytes", 64<<10, "largest header of an API request, in bytes")
 	fs.DurationVar(&f.idempotencyWindow, "idempotency-window", api.DefaultIdempotencyWindow, "how long an Idempotency-Key of a publish is remembered")
 	fs.DurationVar(&f.secretOverlap, "secret-rotation-overlap", projections.DefaultSecretOverlap, "how long a rotated-out signing secret keeps signing beside the new one")
+	fs.StringVar(&f.pprofAddr, "pprof-addr", "", "address of a separate listener for Go's /debug/pprof profiles, such as 127.0.0.1:6060; empty serves none")
 	fs.BoolVar(&f.perWebhook, "metrics-per-webhook", true, "export the hooklog_webhook_* metrics, 9 series per webhook labelled with its id; false drops them")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: hooklog server [flags]\n\nEvery flag can also be set by an environment variable: --data by HOOKLOG_DATA,\n--attempt-timeout by HOOKLOG_ATTEMPT_TIMEOUT, and so on. A flag on the command line wins.\n\nFlags:\n")
@@ -158,6 +160,14 @@ func runServer(args []string, stderr io.Writer) int {
 	if err != nil {
 		logger.Error("hooklog could not start", "error", err)
 		return 1
+	}
+	if f.pprofAddr != "" {
+		stopProfiles, err := serveProfiles(f.pprofAddr, logger)
+		if err != nil {
+			logger.Error("hooklog could not start", "error", err)
+			return 1
+		}
+		defer stopProfiles()
 	}
 
 	ctx, stop := signalContext(logger)

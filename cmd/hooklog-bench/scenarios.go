@@ -1,0 +1,549 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// receiver is a null receiver in the bench process: it counts deliveries
+// and can record each one's latency from the "sent" time in its data.
+type receiver struct {
+	srv       *http.Server
+	url       string
+	count     atomic.Int64
+	latency   bool
+	mu        sync.Mutex
+	latencies []time.Duration
+}
+
+func startReceiver(addr string, latency bool) (*receiver, error) {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	r := &receiver{url: "http://" + l.Addr().String(), latency: latency}
+	r.srv = &http.Server{Handler: r}
+	go r.srv.Serve(l)
+	return r, nil
+}
+
+var sentKey = []byte(`"sent":`)
+
+func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	body, _ := io.ReadAll(req.Body)
+	if r.latency {
+		if i := bytes.Index(body, sentKey); i >= 0 {
+			rest := body[i+len(sentKey):]
+			end := bytes.IndexByte(rest, ',')
+			if sent, err := strconv.ParseInt(string(rest[:max(end, 0)]), 10, 64); err == nil && sent > 0 {
+				d := time.Since(time.Unix(0, sent))
+				r.mu.Lock()
+				r.latencies = append(r.latencies, d)
+				r.mu.Unlock()
+			}
+		}
+	}
+	r.count.Add(1)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (r *receiver) close() {
+	r.srv.Close()
+}
+
+// waitCount waits until the receiver has n deliveries and returns when the
+// last one arrived, or fails after timeout.
+func (r *receiver) waitCount(n int64, timeout time.Duration) (time.Time, error) {
+	deadline := time.Now().Add(timeout)
+	for r.count.Load() < n {
+		if time.Now().After(deadline) {
+			return time.Time{}, fmt.Errorf("receiver got %d of %d deliveries within %s", r.count.Load(), n, timeout)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return time.Now(), nil
+}
+
+// baselines measures what the machine allows: a null HTTP handler in
+// another process at each concurrency, the data directory's fsync and
+// Badger's synced batch appends.
+func (b *bench) measureBaselines(ctx context.Context) error {
+	b.baselines = map[string]float64{}
+
+	port, err := freePort()
+	if err != nil {
+		return err
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	null := exec.Command(self, "null", strconv.Itoa(port))
+	if err := null.Start(); err != nil {
+		return err
+	}
+	defer func() {
+		null.Process.Kill()
+		null.Wait()
+	}()
+	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if resp, err := client.Get(url); err == nil {
+			resp.Body.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("null receiver did not start")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+
+	body := eventBody("task.created", b.sizes.dataBytes, 0)
+	for _, clients := range []int{1, 16, 64} {
+		rate, err := closedLoop(ctx, clients, b.sizes.duration, func() error {
+			_, err := post(url, body)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		b.baselines[fmt.Sprintf("null-%d", clients)] = rate
+		b.add(result{scenario: fmt.Sprintf("baseline: null handler, %d clients, 1 KiB POST", clients), value: fmt.Sprintf("%.0f req/s", rate)})
+	}
+
+	fsync, err := measureFsync(b.root)
+	if err != nil {
+		return err
+	}
+	b.baselines["fsync"] = fsync.Seconds()
+	b.add(result{scenario: "baseline: write 4 KiB and fsync in the data directory", value: fmt.Sprintf("%.0f µs each", float64(fsync.Microseconds()))})
+
+	rate, err := measureBadger(filepath.Join(b.root, "badger-baseline"), b.sizes.dataBytes, b.sizes.duration)
+	if err != nil {
+		return err
+	}
+	b.baselines["badger"] = rate
+	b.add(result{scenario: "baseline: Badger synced transactions of 100 × 1 KiB", value: fmt.Sprintf("%.0f events/s", rate)})
+	return nil
+}
+
+func measureFsync(dir string) (time.Duration, error) {
+	f, err := os.CreateTemp(dir, "fsync-")
+	if err != nil {
+		return 0, err
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+
+	block := make([]byte, 4096)
+	const rounds = 500
+	began := time.Now()
+	for range rounds {
+		if _, err := f.Write(block); err != nil {
+			return 0, err
+		}
+		if err := f.Sync(); err != nil {
+			return 0, err
+		}
+	}
+	return time.Since(began) / rounds, nil
+}
+
+func measureBadger(dir string, size int, d time.Duration) (float64, error) {
+	db, err := badger.Open(badger.DefaultOptions(dir).WithSyncWrites(true).WithLogger(nil))
+	if err != nil {
+		return 0, err
+	}
+	defer db.Close()
+
+	value := bytes.Repeat([]byte("x"), size)
+	written := 0
+	began := time.Now()
+	for time.Since(began) < d {
+		txn := db.NewTransaction(true)
+		for range 100 {
+			key := fmt.Appendf(nil, "e%016d", written)
+			if err := txn.Set(key, value); err != nil {
+				txn.Discard()
+				return 0, err
+			}
+			written++
+		}
+		if err := txn.Commit(); err != nil {
+			return 0, err
+		}
+	}
+	return float64(written) / time.Since(began).Seconds(), nil
+}
+
+// publishThroughput measures acknowledged publishes per second at 1, 16
+// and 64 concurrent clients, against the null handler at the same
+// concurrency.
+func (b *bench) publishThroughput(ctx context.Context) error {
+	s, _, err := b.startServer(b.newDataDir())
+	if err != nil {
+		return err
+	}
+	defer s.stop()
+
+	body := eventBody("task.created", b.sizes.dataBytes, 0)
+	for _, clients := range []int{1, 16, 64} {
+		rate, err := closedLoop(ctx, clients, b.sizes.duration, func() error {
+			_, err := post(s.url+"/api/v1/events", body)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+
+		base := b.baselines[fmt.Sprintf("null-%d", clients)]
+		r := result{
+			scenario: fmt.Sprintf("publish, %d clients, 1 KiB, durable", clients),
+			value:    fmt.Sprintf("%.0f events/s", rate),
+			baseline: fmt.Sprintf("%.0f req/s null handler", base),
+			ratio:    ratio(rate, base),
+		}
+		if clients == 64 {
+			r.target, r.met = "≥ 0.35", yesNo(base > 0 && rate/base >= 0.35)
+		}
+		r.peakRSS, r.goroutines = s.usage()
+		b.add(r)
+	}
+	return nil
+}
+
+func ratio(value, base float64) string {
+	if base <= 0 {
+		return ""
+	}
+	return fmt.Sprintf("%.2f", value/base)
+}
+
+// endToEndLatency publishes at fixed rates to one webhook and measures the
+// time from sending each publish to its arrival at the receiver.
+func (b *bench) endToEndLatency(ctx context.Context) error {
+	s, _, err := b.startServer(b.newDataDir())
+	if err != nil {
+		return err
+	}
+	defer s.stop()
+
+	recv, err := startReceiver("127.0.0.1:0", true)
+	if err != nil {
+		return err
+	}
+	defer recv.close()
+	if _, err := s.createWebhook("task.created", recv.url+"/hook", "new"); err != nil {
+		return err
+	}
+
+	var sent int64
+	for _, rate := range []int{100, 1000, 5000} {
+		recv.mu.Lock()
+		recv.latencies = recv.latencies[:0]
+		recv.mu.Unlock()
+
+		n, err := openLoop(ctx, rate, b.sizes.duration, func() error {
+			_, err := post(s.url+"/api/v1/events", eventBody("task.created", b.sizes.dataBytes, time.Now().UnixNano()))
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		sent += n
+		if _, err := recv.waitCount(sent, time.Minute); err != nil {
+			return err
+		}
+
+		recv.mu.Lock()
+		lat := slices.Clone(recv.latencies)
+		recv.mu.Unlock()
+		slices.Sort(lat)
+		p50, p99, worst := percentile(lat, 0.5), percentile(lat, 0.99), lat[len(lat)-1]
+
+		r := result{
+			scenario: fmt.Sprintf("end-to-end latency at %d events/s (%d events)", rate, n),
+			value:    fmt.Sprintf("p50 %s, p99 %s, max %s", ms(p50), ms(p99), ms(worst)),
+			baseline: fmt.Sprintf("fsync %s", ms(time.Duration(b.baselines["fsync"]*float64(time.Second)))),
+		}
+		if rate == 1000 {
+			r.target, r.met = "p99 ≤ 5 ms", yesNo(p99 <= 5*time.Millisecond)
+		}
+		r.peakRSS, r.goroutines = s.usage()
+		b.add(r)
+	}
+	return nil
+}
+
+func ms(d time.Duration) string {
+	return fmt.Sprintf("%.2f ms", float64(d.Microseconds())/1000)
+}
+
+func percentile(sorted []time.Duration, p float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(math.Ceil(p*float64(len(sorted)))) - 1
+	return sorted[max(0, min(i, len(sorted)-1))]
+}
+
+// openLoop calls do at a fixed rate for d, whatever the answers take, from
+// a pool of goroutines, and returns how many calls it made.
+func openLoop(ctx context.Context, rate int, d time.Duration, do func() error) (int64, error) {
+	jobs := make(chan struct{}, rate)
+	var made atomic.Int64
+	var firstErr error
+	var once sync.Once
+	var wg sync.WaitGroup
+	for range 64 {
+		wg.Go(func() {
+			for range jobs {
+				if err := do(); err != nil {
+					once.Do(func() { firstErr = err })
+				}
+				made.Add(1)
+			}
+		})
+	}
+
+	interval := time.Second / time.Duration(rate)
+	began := time.Now()
+	for i := 0; ; i++ {
+		at := began.Add(time.Duration(i) * interval)
+		if at.Sub(began) >= d || ctx.Err() != nil {
+			break
+		}
+		if wait := time.Until(at); wait > 0 {
+			time.Sleep(wait)
+		}
+		jobs <- struct{}{}
+	}
+	close(jobs)
+	wg.Wait()
+	return made.Load(), firstErr
+}
+
+// orderedDelivery measures one webhook's delivery rate, in order, to a
+// receiver that answers at once, against the null handler's one-at-a-time
+// rate.
+func (b *bench) orderedDelivery(ctx context.Context) error {
+	s, _, err := b.startServer(b.newDataDir())
+	if err != nil {
+		return err
+	}
+	defer s.stop()
+	recv, err := startReceiver("127.0.0.1:0", false)
+	if err != nil {
+		return err
+	}
+	defer recv.close()
+
+	n := b.sizes.deliveryEvents
+	if err := s.publishMany("task.created", n, b.sizes.dataBytes); err != nil {
+		return err
+	}
+	began := time.Now()
+	if _, err := s.createWebhook("task.created", recv.url+"/hook", "all"); err != nil {
+		return err
+	}
+	end, err := recv.waitCount(int64(n), 10*time.Minute)
+	if err != nil {
+		return err
+	}
+
+	rate := float64(n) / end.Sub(began).Seconds()
+	b.baselines["delivery"] = rate
+	base := b.baselines["null-1"]
+	r := result{
+		scenario: fmt.Sprintf("one webhook, ordered delivery of %d events", n),
+		value:    fmt.Sprintf("%.0f events/s", rate),
+		baseline: fmt.Sprintf("%.0f req/s null handler, 1 client", base),
+		ratio:    ratio(rate, base),
+		target:   "≥ 0.5",
+		met:      yesNo(base > 0 && rate/base >= 0.5),
+	}
+	r.peakRSS, r.goroutines = s.usage()
+	b.add(r)
+	return nil
+}
+
+// fanOut measures 100 webhooks subscribed to the same events.
+func (b *bench) fanOut(ctx context.Context) error {
+	s, _, err := b.startServer(b.newDataDir())
+	if err != nil {
+		return err
+	}
+	defer s.stop()
+	recv, err := startReceiver("127.0.0.1:0", false)
+	if err != nil {
+		return err
+	}
+	defer recv.close()
+
+	const webhooks = 100
+	for i := range webhooks {
+		if _, err := s.createWebhook("task.created", fmt.Sprintf("%s/w/%d", recv.url, i), "new"); err != nil {
+			return err
+		}
+	}
+
+	n := b.sizes.fanoutEvents
+	began := time.Now()
+	if err := s.publishMany("task.created", n, b.sizes.dataBytes); err != nil {
+		return err
+	}
+	end, err := recv.waitCount(int64(n*webhooks), 10*time.Minute)
+	if err != nil {
+		return err
+	}
+
+	rate := float64(n*webhooks) / end.Sub(began).Seconds()
+	base := b.baselines["null-64"]
+	r := result{
+		scenario: fmt.Sprintf("fan-out: %d events to 100 webhooks", n),
+		value:    fmt.Sprintf("%.0f deliveries/s", rate),
+		baseline: fmt.Sprintf("%.0f req/s null handler, 64 clients", base),
+		ratio:    ratio(rate, base),
+	}
+	r.peakRSS, r.goroutines = s.usage()
+	b.add(r)
+	return nil
+}
+
+// catchUp appends the backlog while the receivers of 100 webhooks are
+// down, then brings one receiver back and measures how fast it drains,
+// against live ordered delivery. The other 99 keep failing meanwhile. The
+// data directory is kept for the restart scenario.
+func (b *bench) catchUp(ctx context.Context) error {
+	dir := b.newDataDir()
+	b.baselines["catchup-dir"] = float64(b.runs)
+	s, _, err := b.startServer(dir)
+	if err != nil {
+		return err
+	}
+	defer s.stop()
+
+	port, err := freePort()
+	if err != nil {
+		return err
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	if _, err := s.createWebhook("task.created", "http://"+addr+"/hook", "new"); err != nil {
+		return err
+	}
+	for i := range 99 {
+		down, err := freePort()
+		if err != nil {
+			return err
+		}
+		if _, err := s.createWebhook("task.created", fmt.Sprintf("http://127.0.0.1:%d/w/%d", down, i), "new"); err != nil {
+			return err
+		}
+	}
+
+	n := b.sizes.backlogEvents
+	appendBegan := time.Now()
+	if err := s.publishMany("task.created", n, b.sizes.dataBytes); err != nil {
+		return err
+	}
+	appendTook := time.Since(appendBegan)
+
+	recv, err := startReceiver(addr, false)
+	if err != nil {
+		return err
+	}
+	defer recv.close()
+	began := time.Now()
+	end, err := recv.waitCount(int64(n), 60*time.Minute)
+	if err != nil {
+		return err
+	}
+
+	rate := float64(n) / end.Sub(began).Seconds()
+	live := b.baselines["delivery"]
+	r := result{
+		scenario: fmt.Sprintf("catch-up: %d events appended while down (in %s), 100 webhooks, 99 still down", n, appendTook.Round(time.Second)),
+		value:    fmt.Sprintf("%.0f events/s, drained in %s", rate, end.Sub(began).Round(100*time.Millisecond)),
+		baseline: fmt.Sprintf("%.0f events/s live ordered delivery", live),
+		ratio:    ratio(rate, live),
+		target:   "≥ 1 (no slower than live); RSS ≤ 150 MB",
+	}
+	r.peakRSS, r.goroutines = s.usage()
+	r.met = yesNo(live > 0 && rate >= live && s.peakRSS() <= 150e6)
+	b.add(r)
+	return nil
+}
+
+// restart measures the time from start to serving with the catch-up's log
+// and 100 webhooks, against a log of 100 webhooks and no events.
+func (b *bench) restart(ctx context.Context) error {
+	runs := int(b.baselines["catchup-dir"])
+	if runs == 0 {
+		return fmt.Errorf("restart needs the catch-up scenario first")
+	}
+	bigDir := filepath.Join(b.root, fmt.Sprintf("data-%d", runs))
+
+	small, _, err := b.startServer(b.newDataDir())
+	if err != nil {
+		return err
+	}
+	for i := range 100 {
+		if _, err := small.createWebhook("task.created", fmt.Sprintf("http://127.0.0.1:1/w/%d", i), "new"); err != nil {
+			small.stop()
+			return err
+		}
+	}
+	smallDir := filepath.Join(b.root, fmt.Sprintf("data-%d", b.runs))
+	if err := small.stop(); err != nil {
+		return err
+	}
+
+	var smallReady time.Duration
+	for range 3 {
+		s, ready, err := b.startServer(smallDir)
+		if err != nil {
+			return err
+		}
+		smallReady = max(smallReady, ready)
+		s.stop()
+	}
+
+	var bigReady time.Duration
+	var rss, goroutines string
+	for range 3 {
+		s, ready, err := b.startServer(bigDir)
+		if err != nil {
+			return err
+		}
+		bigReady = max(bigReady, ready)
+		rss, goroutines = s.usage()
+		s.stop()
+	}
+
+	b.add(result{
+		scenario:   fmt.Sprintf("restart to serving: %d events, 100 webhooks (slowest of 3)", b.sizes.backlogEvents+100),
+		value:      ms(bigReady),
+		baseline:   fmt.Sprintf("%s with 100 webhooks and no events", ms(smallReady)),
+		ratio:      ratio(bigReady.Seconds(), smallReady.Seconds()),
+		target:     "≤ 1 s",
+		met:        yesNo(bigReady <= time.Second),
+		peakRSS:    rss,
+		goroutines: goroutines,
+	})
+	return nil
+}
