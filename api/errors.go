@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/hooklog/hooklog/delivery"
 	"github.com/hooklog/hooklog/eventlog"
+	"github.com/hooklog/hooklog/internal/diskspace"
 	"github.com/hooklog/hooklog/projections"
 )
 
@@ -65,6 +67,10 @@ func internalError() *Error {
 	return &Error{Status: http.StatusInternalServerError, Code: "001.000.0000", Err: "internal.server.error", Message: "internal server error; the server log has the details"}
 }
 
+// statusClientClosedRequest is the status logged for a request whose client
+// went away before the answer, as nginx logs it.
+const statusClientClosedRequest = 499
+
 // toError maps an error of the packages below to an API error.
 func toError(err error) *Error {
 	var apiErr *Error
@@ -83,8 +89,14 @@ func toError(err error) *Error {
 		return notFound("%s", err.Error())
 	case errors.Is(err, eventlog.ErrBatchTooLarge), errors.Is(err, eventlog.ErrEventTooLarge):
 		return tooLarge("%s", strings.TrimPrefix(err.Error(), "append "))
+	case errors.Is(err, diskspace.ErrFull):
+		return &Error{Status: http.StatusInsufficientStorage, Code: "100.000.0507", Err: "insufficient.storage",
+			Message: "the event was not stored: " + err.Error() + "; free disk space and publish again"}
 	case errors.Is(err, eventlog.ErrClosed):
 		return unavailable("the server is shutting down")
+	case errors.Is(err, context.Canceled):
+		// The client went away; nobody reads this answer.
+		return &Error{Status: statusClientClosedRequest, Code: "100.000.0499", Err: "client.closed.request", Message: "the client closed the request"}
 	default:
 		return internalError()
 	}

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gorilla/mux"
 
@@ -17,10 +18,13 @@ import (
 	"github.com/hooklog/hooklog/projections"
 )
 
-// Limits of GET /api/v1/events.
+// Limits of GET /api/v1/events. A page ends early once its records' data
+// reaches maxEventsPageBytes, so large events cannot make huge answers; the
+// first record is always there.
 const (
 	defaultEventsLimit = 100
 	maxEventsLimit     = 1000
+	maxEventsPageBytes = 8 << 20
 )
 
 // publishInput is the body FFmate sends to its webhooks: {"event","data"},
@@ -47,6 +51,9 @@ func (s *Server) publish(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 
+	if !utf8.Valid(body) {
+		return badRequest("request body is not valid UTF-8, which JSON requires")
+	}
 	if depth := jsonDepth(body); depth > s.maxJSONDepth {
 		return badRequest("request body nests JSON %d levels deep; at most %d are accepted", depth, s.maxJSONDepth)
 	}
@@ -208,8 +215,11 @@ func decodeStrict(body []byte, v any) error {
 
 func jsonErrorText(err error) string {
 	var typeErr *json.UnmarshalTypeError
-	if errors.As(err, &typeErr) && typeErr.Field != "" {
-		return "field \"" + typeErr.Field + "\" must be a " + typeErr.Type.String() + ", not a JSON " + typeErr.Value
+	if errors.As(err, &typeErr) {
+		if typeErr.Field != "" {
+			return "field \"" + typeErr.Field + "\" must be a " + typeErr.Type.String() + ", not a JSON " + typeErr.Value
+		}
+		return "expected a JSON object, or an array of objects where one is allowed, not a JSON " + typeErr.Value
 	}
 	return err.Error()
 }
@@ -227,7 +237,7 @@ func (s *Server) listEvents(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 
-	query := eventlog.Query{After: after, Limit: limit}
+	query := eventlog.Query{After: after, Limit: limit, MaxBytes: maxEventsPageBytes}
 	if name := q.Get("event"); name != "" {
 		if !catalog.Valid(name) {
 			return invalidQuery("invalid event %q; allowed events are %s", name, catalog.List())

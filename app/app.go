@@ -22,6 +22,7 @@ import (
 	"github.com/hooklog/hooklog/catalog"
 	"github.com/hooklog/hooklog/delivery"
 	"github.com/hooklog/hooklog/eventlog"
+	"github.com/hooklog/hooklog/internal/diskspace"
 	"github.com/hooklog/hooklog/metrics"
 	"github.com/hooklog/hooklog/projections"
 )
@@ -48,6 +49,10 @@ type Config struct {
 	// SecretOverlap is how long a rotated-out secret keeps signing; zero
 	// means projections.DefaultSecretOverlap.
 	SecretOverlap time.Duration
+	// MinFreeBytes is the disk space kept free in the data directory:
+	// appends that would use it fail with 507, and the server does not
+	// start with less. Zero means 128 MiB.
+	MinFreeBytes uint64
 	// ShutdownTimeout bounds the whole shutdown; zero means 10 seconds.
 	ShutdownTimeout time.Duration
 	// Logger receives the server's log lines; nil means slog.Default().
@@ -79,6 +84,11 @@ func Open(cfg Config) (*App, error) {
 	if cfg.ShutdownTimeout <= 0 {
 		cfg.ShutdownTimeout = 10 * time.Second
 	}
+	// Delivery's grace for attempts in flight fits in the shutdown, after
+	// the HTTP server's share.
+	if grace := cfg.ShutdownTimeout / 3; cfg.Delivery.StopGrace <= 0 || cfg.Delivery.StopGrace > grace {
+		cfg.Delivery.StopGrace = min(5*time.Second, grace)
+	}
 	if cfg.Delivery.Logger == nil {
 		cfg.Delivery.Logger = cfg.Logger
 	}
@@ -97,8 +107,20 @@ func Open(cfg Config) (*App, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
 	}
+	if cfg.MinFreeBytes == 0 {
+		cfg.MinFreeBytes = 128 << 20
+	}
+	free, err := diskspace.Free(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	if free < cfg.MinFreeBytes {
+		return nil, fmt.Errorf("data directory %s has %d MiB free, less than the %d MiB kept in reserve (--min-free-bytes): free some space first",
+			cfg.DataDir, free>>20, cfg.MinFreeBytes>>20)
+	}
+	guard := diskspace.New(cfg.DataDir, cfg.MinFreeBytes)
+	cfg.Delivery.SpaceCheck = guard.Check
 
-	var err error
 	a.db, err = OpenDB(filepath.Join(cfg.DataDir, "log"), cfg.Logger, logDB)
 	if err != nil {
 		return nil, err
@@ -116,7 +138,7 @@ func Open(cfg Config) (*App, error) {
 	cfg.Registry.MustRegister(metrics.NewStorageCollector(a.db, a.stateDB))
 	a.log, err = eventlog.Open(a.db, eventlog.Options{
 		Registerer: cfg.Registry, KnownEvents: catalog.Names, MaxEventBytes: cfg.MaxEventBytes,
-		MaxBatchBytes: maxBatchBytes, ValueThreshold: logValueThreshold,
+		MaxBatchBytes: maxBatchBytes, ValueThreshold: logValueThreshold, SpaceCheck: guard.Check,
 	})
 	if err != nil {
 		closeDBs()
@@ -144,7 +166,16 @@ func Open(cfg Config) (*App, error) {
 	apiCfg.Log, apiCfg.Webhooks, apiCfg.Delivery = a.log, a.webhooks, a.delivery
 	apiCfg.Gatherer, apiCfg.Registerer = cfg.Registry, cfg.Registry
 	apiCfg.MaxBodyBytes, apiCfg.Logger = cfg.MaxBodyBytes, cfg.Logger
-	a.server = &http.Server{Handler: api.New(apiCfg), ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: cfg.MaxHeaderBytes}
+	// A client that stalls while sending its request is cut off, so it
+	// cannot hold a connection, a goroutine and the shutdown.
+	a.server = &http.Server{
+		Handler:           api.New(apiCfg),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       time.Minute,
+		WriteTimeout:      2 * time.Minute,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    cfg.MaxHeaderBytes,
+	}
 
 	a.listener, err = net.Listen("tcp", cfg.Addr)
 	if err != nil {
@@ -256,33 +287,39 @@ func (a *App) Run(ctx context.Context) error {
 	}
 	a.logger.Info("hooklog stopping")
 
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
-	defer cancel()
+	deadline := time.Now().Add(a.cfg.ShutdownTimeout)
 	keep := func(err error) {
 		if err != nil && firstErr == nil {
 			firstErr = err
 		}
 	}
 
-	// 1. Stop taking requests; publishes in flight finish and are answered.
-	if err := a.server.Shutdown(shutdownCtx); err != nil {
-		keep(fmt.Errorf("shut down HTTP server: %w", err))
+	// 1. Stop taking requests; requests in flight get half the shutdown
+	// time to finish, then their connections are closed.
+	httpCtx, cancelHTTP := context.WithDeadline(context.Background(), time.Now().Add(a.cfg.ShutdownTimeout/2))
+	if err := a.server.Shutdown(httpCtx); err != nil {
+		a.logger.Warn("requests still in flight at shutdown were cut off", "error", err)
 		a.server.Close()
 	}
+	cancelHTTP()
 
-	// 2. Stop delivery. Each cursor was stored when its event was
+	// 2. Stop delivery: attempts in flight get the delivery grace, then
+	// they are aborted. Each cursor was stored when its event was
 	// acknowledged, so nothing is left to save.
 	stopDelivery()
 
 	// 3. Stop the projection; it stores a snapshot of what it covers.
 	stopProjection()
 
+	// Both stop soon after their contexts end, and the databases must
+	// outlive them, so the wait has no timeout; a slow stop is logged.
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
 	select {
 	case <-done:
-	case <-shutdownCtx.Done():
-		keep(errors.New("shutdown timed out waiting for delivery and the projection"))
+	case <-time.After(time.Until(deadline)):
+		a.logger.Warn("shutdown is taking longer than --shutdown-timeout; waiting for delivery and the projection to stop")
+		<-done
 	}
 
 	// 4. Stop the log's writer, then close the databases. Closing syncs

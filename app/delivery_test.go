@@ -225,7 +225,7 @@ func TestDeliveryFixtures(t *testing.T) {
 	// its own webhook.created and those of the two created after it.
 	base := len(recv.waitFor(t, 3, 10*time.Second))
 
-	files, err := filepath.Glob("../../shared/fixtures/ffmate/*.json")
+	files, err := filepath.Glob("../testdata/ffmate/*.json")
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no fixtures found: %v", err)
 	}
@@ -237,7 +237,7 @@ func TestDeliveryFixtures(t *testing.T) {
 		}
 		bodies = append(bodies, bytes.TrimSpace(data))
 	}
-	stream, err := os.Open("../../shared/fixtures/ffmate/stream.jsonl")
+	stream, err := os.Open("../testdata/ffmate/stream.jsonl")
 	if err != nil {
 		t.Fatalf("open stream: %v", err)
 	}

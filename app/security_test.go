@@ -3,14 +3,18 @@ package app
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/hooklog/hooklog/internal/diskspace"
 	"github.com/hooklog/hooklog/signature"
 )
 
@@ -325,4 +329,97 @@ func (b *lockedBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+func TestPublishRejectsInvalidUTF8(t *testing.T) {
+	s := start(t, t.TempDir())
+	resp, body := s.do(http.MethodPost, "/api/v1/events", []byte("{\"event\":\"task.created\",\"data\":\"\xff\xfe\"}"))
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), "UTF-8") {
+		t.Errorf("invalid UTF-8 = %d %s, want 400", resp.StatusCode, body)
+	}
+}
+
+// A full disk fails the publish with 507 and appends nothing; the server
+// keeps running and accepts events again once there is room.
+func TestPublishOnFullDisk(t *testing.T) {
+	var full atomic.Bool
+	s := startWith(t, t.TempDir(), nil)
+	s.app.log.SetSpaceCheck(func(int) error {
+		if full.Load() {
+			return fmt.Errorf("test disk: %w", diskspace.ErrFull)
+		}
+		return nil
+	})
+
+	full.Store(true)
+	resp, body := s.do(http.MethodPost, "/api/v1/events", eventBody("task.created", map[string]int{"n": 1}))
+	if resp.StatusCode != http.StatusInsufficientStorage || !strings.Contains(string(body), "insufficient.storage") {
+		t.Errorf("publish on a full disk = %d %s, want 507", resp.StatusCode, body)
+	}
+	if head := s.app.log.Head(); head != 0 {
+		t.Errorf("head = %d, want 0", head)
+	}
+
+	full.Store(false)
+	if rec := s.publish(eventBody("task.created", map[string]int{"n": 2})); rec.Seq != 1 {
+		t.Errorf("seq after the disk has room = %d, want 1", rec.Seq)
+	}
+}
+
+// A receiver's URL query may hold a token: errors and logs leave it out.
+func TestURLQueryStaysOutOfLogs(t *testing.T) {
+	var logs lockedBuffer
+	s := startWith(t, t.TempDir(), func(cfg *Config) {
+		cfg.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
+	})
+	l, _ := net.Listen("tcp", "127.0.0.1:0")
+	addr := l.Addr().String()
+	l.Close()
+
+	hook := s.createWebhook("task.created", "http://"+addr+"/hook?token=SECRET123")
+	s.publish(eventBody("task.created", map[string]int{"n": 1}))
+	waitState(t, s, hook.UUID, func(st stateView) bool { return st.Attempts >= 1 })
+
+	if strings.Contains(logs.String(), "SECRET123") {
+		t.Errorf("the log shows the URL's token:\n%s", logs.String())
+	}
+	if st := s.status(hook.UUID); strings.Contains(st.LastError, "SECRET123") || !strings.Contains(st.LastError, "redacted") {
+		t.Errorf("last error = %q, want the query redacted", st.LastError)
+	}
+}
+
+// A webhook that subscribes to webhook.updated gets the event of a change
+// of its own URL at the new URL, every time.
+func TestOwnURLChangeGoesToNewURL(t *testing.T) {
+	s := start(t, t.TempDir())
+	first := newReceiver(t, nil)
+	second := newReceiver(t, nil)
+	hook := s.createWebhook("webhook.updated", first.URL)
+
+	for i := range 10 {
+		to := second.URL
+		if i%2 == 1 {
+			to = first.URL
+		}
+		resp, body := s.do(http.MethodPut, "/api/v1/webhooks/"+hook.UUID, map[string]string{"event": "webhook.updated", "url": to})
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("update: %d %s", resp.StatusCode, body)
+		}
+	}
+	got := append(first.waitFor(t, 5, 10*time.Second), second.waitFor(t, 5, 10*time.Second)...)
+	for _, d := range got {
+		var change struct {
+			Data webhookJSON `json:"data"`
+		}
+		json.Unmarshal(d.Body, &change)
+		arrivedAtFirst := false
+		for _, f := range first.got() {
+			if f.Seq == d.Seq {
+				arrivedAtFirst = true
+			}
+		}
+		if wantFirst := change.Data.URL == first.URL; arrivedAtFirst != wantFirst {
+			t.Errorf("seq %d changed the URL to %s but arrived at the other receiver", d.Seq, change.Data.URL)
+		}
+	}
 }

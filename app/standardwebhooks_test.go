@@ -33,7 +33,7 @@ func TestStandardWebhooksPackageVerifies(t *testing.T) {
 	recv := newReceiver(t, nil)
 	hook, oldSecret := s.createWithSecret(map[string]any{"event": "task.updated", "url": recv.URL})
 
-	fixture, err := os.ReadFile("../../shared/fixtures/ffmate/task.updated.DONE_ERROR.json")
+	fixture, err := os.ReadFile("../testdata/ffmate/task.updated.DONE_ERROR.json")
 	if err != nil {
 		t.Fatalf("read fixture: %v", err)
 	}

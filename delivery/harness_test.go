@@ -25,15 +25,19 @@ var testStart = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 // harness runs the real log, webhook projection and delivery manager on a
 // Badger database in a temporary directory.
 type harness struct {
-	t        *testing.T
-	dir      string
-	cfg      Config
-	db       *badger.DB
-	log      *eventlog.Log
-	webhooks *projections.Webhooks
-	manager  *Manager
-	cancel   context.CancelFunc
-	done     chan struct{}
+	t       testing.TB
+	dir     string
+	cfg     Config
+	db      *badger.DB
+	stateDB *badger.DB // the delivery database; db itself unless splitState
+	// splitState keeps the delivery state in a second database without a
+	// sync per commit, as the server does.
+	splitState bool
+	log        *eventlog.Log
+	webhooks   *projections.Webhooks
+	manager    *Manager
+	cancel     context.CancelFunc
+	done       chan struct{}
 }
 
 // newHarness starts a harness. A nil cfg.Clock gets a fake clock starting at
@@ -78,9 +82,16 @@ func (h *harness) clock() *fakeclock.Clock {
 func (h *harness) start() {
 	h.t.Helper()
 	var err error
-	h.db, err = badger.Open(badger.DefaultOptions(h.dir).WithSyncWrites(true).WithLogger(nil))
+	h.db, err = badger.Open(badger.DefaultOptions(h.dir + "/log").WithSyncWrites(true).WithLogger(nil))
 	if err != nil {
 		h.t.Fatalf("open badger: %v", err)
+	}
+	h.stateDB = h.db
+	if h.splitState {
+		h.stateDB, err = badger.Open(badger.DefaultOptions(h.dir + "/delivery").WithSyncWrites(false).WithDetectConflicts(false).WithLogger(nil))
+		if err != nil {
+			h.t.Fatalf("open delivery badger: %v", err)
+		}
 	}
 	h.log, err = eventlog.Open(h.db, eventlog.Options{Now: h.cfg.Clock.Now})
 	if err != nil {
@@ -90,7 +101,7 @@ func (h *harness) start() {
 	if err != nil {
 		h.t.Fatalf("open webhooks: %v", err)
 	}
-	h.manager = NewManager(h.log, h.webhooks, h.db, h.cfg)
+	h.manager = NewManager(h.log, h.webhooks, h.stateDB, h.cfg)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	h.cancel = cancel
@@ -121,6 +132,9 @@ func (h *harness) stop() {
 	h.cancel()
 	<-h.done
 	h.log.Close()
+	if h.stateDB != h.db {
+		h.stateDB.Close()
+	}
 	h.db.Close()
 }
 

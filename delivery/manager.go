@@ -49,6 +49,9 @@ type Config struct {
 	// FailureLogInterval is how often a webhook that keeps failing logs
 	// its failed attempts, after the first ones; zero means one minute.
 	FailureLogInterval time.Duration
+	// SpaceCheck, when set, is asked before each write to the database
+	// whether the disk has room for it.
+	SpaceCheck func(need int) error
 	// SyncInterval, when positive, makes Run sync the database this often
 	// while delivery writes to it, for a database opened without
 	// SyncWrites. Zero means the database syncs every commit itself.
@@ -108,7 +111,7 @@ func NewManager(log *eventlog.Log, webhooks *projections.Webhooks, db *badger.DB
 		cfg:      cfg,
 		log:      log,
 		webhooks: webhooks,
-		store:    &store{db: db, retention: cfg.AttemptRetention},
+		store:    &store{db: db, retention: cfg.AttemptRetention, spaceCheck: cfg.SpaceCheck},
 		clock:    cfg.Clock,
 		logger:   cfg.Logger,
 		workers:  make(map[string]*worker),

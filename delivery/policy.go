@@ -11,8 +11,9 @@ type RetryPolicy struct {
 	// Schedule holds the first delays, used as they are: after the first
 	// failure Schedule[0], after the second Schedule[1], and so on.
 	Schedule []time.Duration
-	// MaxDelay caps the delays that follow Schedule, which double from its
-	// last entry, and the waits asked for by Retry-After.
+	// MaxDelay caps every delay: those of Schedule, those that follow it,
+	// which double from its last entry, and the waits asked for by
+	// Retry-After.
 	MaxDelay time.Duration
 	// Jitter shortens each doubling delay by a random part of up to this
 	// fraction, so that retries of many webhooks spread out and no delay
@@ -50,6 +51,9 @@ func (p RetryPolicy) Delay(failures int, random func() float64) time.Duration {
 		failures = 1
 	}
 	if failures <= len(p.Schedule) {
+		if p.MaxDelay > 0 {
+			return min(p.Schedule[failures-1], p.MaxDelay)
+		}
 		return p.Schedule[failures-1]
 	}
 

@@ -39,6 +39,11 @@ func TestPolicyDelay(t *testing.T) {
 		}
 	}
 
+	capped := RetryPolicy{Schedule: p.Schedule, MaxDelay: 4 * time.Second}
+	if got := capped.Delay(3, noJitter); got != 4*time.Second {
+		t.Errorf("Delay(3) with a 4s cap = %s, want 4s: the cap applies to the schedule too", got)
+	}
+
 	for range 1000 {
 		if d := p.Delay(30, nil); d > p.MaxDelay || d < 48*time.Second {
 			t.Fatalf("Delay(30) = %s, want within [48s, 1m]", d)

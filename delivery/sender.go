@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"syscall"
@@ -158,6 +159,11 @@ func (s *sender) send(ctx context.Context, t target, r eventlog.Record, body []b
 	resp, err := s.client.Do(req)
 	if err != nil {
 		a.Duration = time.Since(began)
+		var urlErr *url.Error
+		if errors.As(err, &urlErr) {
+			// The error names the URL; its query may hold a token.
+			urlErr.URL = redactURL(urlErr.URL)
+		}
 		a.Class, a.Err = classify(err), err
 		return a
 	}
@@ -180,12 +186,35 @@ func (s *sender) send(ctx context.Context, t target, r eventlog.Record, body []b
 
 	a.Class, a.Err = ClassStatus, fmt.Errorf("receiver answered status %d", a.Status)
 	if loc := resp.Header.Get("Location"); loc != "" && a.Status >= 300 && a.Status < 400 {
-		a.Err = fmt.Errorf("receiver answered status %d with Location %q; redirects are not followed", a.Status, loc)
+		a.Err = fmt.Errorf("receiver answered status %d with Location %q; redirects are not followed", a.Status, redactURL(loc))
 	}
 	if a.Status == http.StatusTooManyRequests || a.Status == http.StatusServiceUnavailable {
 		a.RetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), a.Start)
 	}
 	return a
+}
+
+// maxLoggedURL caps a URL in an error message, in bytes.
+const maxLoggedURL = 256
+
+// redactURL returns raw for an error message: without user information, a
+// query or a fragment, which may hold credentials, and at most maxLoggedURL
+// bytes.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	u.User = nil
+	if u.RawQuery != "" || u.ForceQuery {
+		u.RawQuery, u.ForceQuery = "redacted", false
+	}
+	u.Fragment, u.RawFragment = "", ""
+	out := u.String()
+	if len(out) > maxLoggedURL {
+		out = out[:maxLoggedURL] + "…"
+	}
+	return out
 }
 
 // parseRetryAfter reads a Retry-After value: seconds or an HTTP date. It

@@ -150,6 +150,9 @@ func attemptKeys(webhookID string, start time.Time, id uuid.UUID) ([]byte, []byt
 type store struct {
 	db        *badger.DB
 	retention time.Duration // of attempt records
+	// spaceCheck, when set, is asked before each commit whether the disk
+	// has room for it.
+	spaceCheck func(need int) error
 }
 
 // loadState returns the stored state of a webhook and whether there was one.
@@ -185,6 +188,11 @@ type change struct {
 
 // commit stores a change in one transaction, so one sync.
 func (s *store) commit(webhookID string, c change) error {
+	if s.spaceCheck != nil {
+		if err := s.spaceCheck(4096); err != nil {
+			return fmt.Errorf("store delivery state of webhook %s: %w", webhookID, err)
+		}
+	}
 	err := s.db.Update(func(txn *badger.Txn) error {
 		if c.state != nil {
 			if err := setJSON(txn, stateKey(webhookID), c.state, 0); err != nil {

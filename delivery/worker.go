@@ -125,7 +125,7 @@ func (w *worker) next(ctx context.Context) (*eventlog.Record, bool) {
 			return &r, true
 		}
 
-		head, grown := w.m.log.HeadChanged()
+		head, grown := w.m.log.EventAppended(hook.Event)
 		records, err := w.m.log.Read(eventlog.Query{
 			After: w.state.Cursor, Through: head, Limit: readAhead, MaxBytes: readAheadBytes, Events: []string{hook.Event},
 		})
@@ -165,6 +165,11 @@ func (w *worker) next(ctx context.Context) (*eventlog.Record, bool) {
 func (w *worker) deliver(ctx context.Context, r eventlog.Record) (finished, ok bool) {
 	if w.state.PendingSeq != r.Seq {
 		w.state = w.state.startPending(r.Seq)
+	}
+	if r.Source == eventlog.SourceInternal {
+		if !w.catchUpWithProjection(ctx, r.Seq) {
+			return false, false
+		}
 	}
 
 	body := deliveryBody(r)
@@ -219,6 +224,37 @@ func (w *worker) deliver(ctx context.Context, r eventlog.Record) (finished, ok b
 			return false, true
 		}
 	}
+}
+
+// catchUpWithProjection waits until the webhook projection has folded the
+// log through seq and then takes the webhook from it. hooklog's own
+// webhook.* events can change this very webhook, such as its URL, and the
+// worker may read such an event before the manager hands it the change.
+// It returns false when the worker stops.
+func (w *worker) catchUpWithProjection(ctx context.Context, seq uint64) bool {
+	for w.m.webhooks.Seq() < seq {
+		changed := w.m.webhooks.Changed()
+		if w.m.webhooks.Seq() >= seq {
+			break
+		}
+		timer := time.NewTimer(10 * time.Millisecond)
+		select {
+		case <-changed:
+		case <-timer.C:
+		case <-w.stop:
+			timer.Stop()
+			return false
+		case <-ctx.Done():
+			timer.Stop()
+			return false
+		}
+		timer.Stop()
+	}
+
+	if hook, err := w.m.webhooks.Get(w.id); err == nil {
+		w.hook.Store(&hook)
+	}
+	return true
 }
 
 // record stores the outcome of an attempt at r with the new state, in one

@@ -61,6 +61,9 @@ type Options struct {
 	// against its transaction limit (15% of the memtable size); zero means
 	// DefaultMaxBatchBytes.
 	MaxBatchBytes int
+	// SpaceCheck, when set, is asked before each group commit whether the
+	// disk has room for it; an error fails the commit's appends.
+	SpaceCheck func(need int) error
 	// ValueThreshold is the database's value threshold: values of this size
 	// and more go to Badger's value log and count as a pointer against the
 	// transaction limit. Zero means Badger's default, 1 MiB.
@@ -88,9 +91,11 @@ type Log struct {
 	done     chan struct{}       // closed when the writer has returned
 	stopOnce sync.Once
 
-	mu     sync.Mutex // guards head and notify
-	head   uint64     // last visible seq; 0 when the log is empty
-	notify chan struct{}
+	mu          sync.Mutex // guards head, notify and eventNotify
+	head        uint64     // last visible seq; 0 when the log is empty
+	notify      chan struct{}
+	eventNotify map[string]chan struct{} // by event name, made on request
+	spaceCheck  func(need int) error
 
 	// Owned by the writer goroutine.
 	lastTimestamp time.Time
@@ -137,6 +142,9 @@ func Open(db *badger.DB, opts Options) (*Log, error) {
 		stop:     make(chan struct{}),
 		done:     make(chan struct{}),
 		notify:   make(chan struct{}),
+
+		eventNotify: make(map[string]chan struct{}),
+		spaceCheck:  opts.SpaceCheck,
 	}
 
 	last, err := l.recoverHead()
@@ -286,6 +294,21 @@ func (l *Log) HeadChanged() (uint64, <-chan struct{}) {
 	return l.head, l.notify
 }
 
+// EventAppended returns the head and a channel that is closed once a record
+// named event is appended after it. Waiting on it instead of HeadChanged
+// spares a reader of one event name the wake-ups of all the others.
+func (l *Log) EventAppended(event string) (uint64, <-chan struct{}) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+
+	ch, ok := l.eventNotify[event]
+	if !ok {
+		ch = make(chan struct{})
+		l.eventNotify[event] = ch
+	}
+	return l.head, ch
+}
+
 // Wait blocks until the head is greater than after and returns the new head.
 // It returns early with ctx.Err() or ErrClosed.
 func (l *Log) Wait(ctx context.Context, after uint64) (uint64, error) {
@@ -420,7 +443,18 @@ func (l *Log) commit(batch []*appendRequest) {
 	l.mu.Unlock()
 
 	began := time.Now()
-	results, appended, err := l.write(batch, seq, now)
+	var results []appendResult
+	var appended int
+	var err error
+	l.mu.Lock()
+	check := l.spaceCheck
+	l.mu.Unlock()
+	if check != nil {
+		err = check(batchBytes(batch))
+	}
+	if err == nil {
+		results, appended, err = l.write(batch, seq, now)
+	}
 	if err != nil {
 		l.metrics.appendFailures.Add(float64(len(batch)))
 		for _, req := range batch {
@@ -437,6 +471,17 @@ func (l *Log) commit(batch []*appendRequest) {
 		l.head = seq + uint64(appended)
 		close(l.notify)
 		l.notify = make(chan struct{})
+		for i, req := range batch {
+			if results[i].replayed || results[i].err != nil {
+				continue
+			}
+			for _, e := range req.entries {
+				if ch, ok := l.eventNotify[e.Event]; ok {
+					close(ch)
+					delete(l.eventNotify, e.Event)
+				}
+			}
+		}
 		l.mu.Unlock()
 	}
 
@@ -525,6 +570,24 @@ func (l *Log) write(batch []*appendRequest, seq uint64, now time.Time) ([]append
 		l.counts[name] = count
 	}
 	return results, appended, nil
+}
+
+// SetSpaceCheck replaces the space check that Options.SpaceCheck set.
+func (l *Log) SetSpaceCheck(check func(need int) error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.spaceCheck = check
+}
+
+// batchBytes returns the bytes of data in a batch.
+func batchBytes(batch []*appendRequest) int {
+	n := 0
+	for _, req := range batch {
+		for _, e := range req.entries {
+			n += len(e.Data) + headerSize + len(e.Event)
+		}
+	}
+	return n
 }
 
 func countEntries(batch []*appendRequest) int {

@@ -12,7 +12,7 @@ import (
 	"github.com/dgraph-io/badger/v4"
 )
 
-func openDB(t *testing.T, dir string) *badger.DB {
+func openDB(t testing.TB, dir string) *badger.DB {
 	t.Helper()
 	db, err := badger.Open(badger.DefaultOptions(dir).WithSyncWrites(true).WithLogger(nil))
 	if err != nil {
@@ -22,7 +22,7 @@ func openDB(t *testing.T, dir string) *badger.DB {
 }
 
 // openLog opens a log in a new directory and closes it at the end of the test.
-func openLog(t *testing.T, opts Options) *Log {
+func openLog(t testing.TB, opts Options) *Log {
 	t.Helper()
 	db := openDB(t, t.TempDir())
 	l, err := Open(db, opts)
@@ -424,5 +424,27 @@ func TestCount(t *testing.T) {
 	appendOne(t, l, "task.created", "{}")
 	if got, _ := l.Count([]string{"task.created"}, 0, 6); got != 4 {
 		t.Errorf("count after reopen and append = %d, want 4", got)
+	}
+}
+
+func TestEventAppendedWakesOnlyItsName(t *testing.T) {
+	l := openLog(t, Options{})
+	_, created := l.EventAppended("task.created")
+
+	appendOne(t, l, "task.updated", "{}")
+	select {
+	case <-created:
+		t.Fatal("a task.updated append closed the task.created channel")
+	default:
+	}
+
+	appendOne(t, l, "task.created", "{}")
+	select {
+	case <-created:
+	case <-time.After(5 * time.Second):
+		t.Fatal("a task.created append did not close the task.created channel")
+	}
+	if head, _ := l.EventAppended("task.created"); head != 2 {
+		t.Errorf("head = %d, want 2", head)
 	}
 }

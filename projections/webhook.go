@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -271,7 +272,36 @@ func ValidateURL(raw string, maxLength int) error {
 		return invalid("the URL must name a host")
 	}
 	if u.User != nil {
-		return invalid("credentials in the URL are not accepted, because the URL is shown in listings and logs")
+		return invalid("credentials in the URL are not accepted, because the URL is shown in listings; use a custom Authorization header")
+	}
+	if port := u.Port(); port != "" {
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return invalid("the port must be from 1 to 65535")
+		}
+	}
+	if !validHost(u.Hostname()) {
+		return invalid("the host must be an IP address or a DNS name of labels of letters, digits, hyphens and underscores, 1 to 63 bytes each, 253 in all")
 	}
 	return nil
+}
+
+func validHost(host string) bool {
+	if _, err := netip.ParseAddr(host); err == nil {
+		return true
+	}
+	if len(host) > 253 {
+		return false
+	}
+	for label := range strings.SplitSeq(strings.TrimSuffix(host, "."), ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for _, c := range []byte(label) {
+			ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_'
+			if !ok {
+				return false
+			}
+		}
+	}
+	return true
 }

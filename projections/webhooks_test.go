@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -144,6 +145,11 @@ func TestInvalidWebhookAppendsNothing(t *testing.T) {
 		{"credentials", WebhookInput{Event: "task.created", URL: "http://u:p@h/x"}, "url"},
 		{"spaces", WebhookInput{Event: "task.created", URL: " http://h/x"}, "url"},
 		{"bad escape", WebhookInput{Event: "task.created", URL: "http://h/%zz"}, "url"},
+		{"port too high", WebhookInput{Event: "task.created", URL: "http://127.0.0.1:99999/"}, "url"},
+		{"port zero", WebhookInput{Event: "task.created", URL: "http://127.0.0.1:0/"}, "url"},
+		{"hyphen label", WebhookInput{Event: "task.created", URL: "http://-.-/"}, "url"},
+		{"long label", WebhookInput{Event: "task.created", URL: "http://" + strings.Repeat("a", 64) + ".example/"}, "url"},
+		{"empty label", WebhookInput{Event: "task.created", URL: "http://a..b/"}, "url"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -168,7 +174,7 @@ func TestPublishedWebhookEventsAreIgnored(t *testing.T) {
 	e := open(t, t.TempDir())
 
 	for _, name := range []string{"webhook.created", "webhook.updated", "webhook.deleted"} {
-		data, err := os.ReadFile("../../shared/fixtures/ffmate/" + name + ".json")
+		data, err := os.ReadFile("../testdata/ffmate/" + name + ".json")
 		if err != nil {
 			t.Fatalf("read fixture: %v", err)
 		}

@@ -199,6 +199,13 @@ func (s *server) peakRSS() int64 {
 	return 0
 }
 
+// resetPeak starts a new peak RSS measurement (Linux: writing 5 to
+// clear_refs resets VmHWM).
+func (s *server) resetPeak() {
+	os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", s.cmd.Process.Pid), []byte("5"), 0)
+	s.peakGoroutines.Store(0)
+}
+
 // usage returns the peak RSS and goroutines as report cells.
 func (s *server) usage() (string, string) {
 	return fmt.Sprintf("%.0f MB", float64(s.peakRSS())/1e6), strconv.FormatInt(s.peakGoroutines.Load(), 10)

@@ -96,6 +96,7 @@ type serverFlags struct {
 	idempotencyWindow  time.Duration
 	secretOverlap      time.Duration
 	pprofAddr          string
+	minFreeBytes       uint64
 }
 
 func runServer(args []string, stderr io.Writer) int {
@@ -128,6 +129,7 @@ func runServer(args []string, stderr io.Writer) int {
 	fs.IntVar(&f.maxRequestHeader, "max-request-header-bytes", 64<<10, "largest header of an API request, in bytes")
 	fs.DurationVar(&f.idempotencyWindow, "idempotency-window", api.DefaultIdempotencyWindow, "how long an Idempotency-Key of a publish is remembered")
 	fs.DurationVar(&f.secretOverlap, "secret-rotation-overlap", projections.DefaultSecretOverlap, "how long a rotated-out signing secret keeps signing beside the new one")
+	fs.Uint64Var(&f.minFreeBytes, "min-free-bytes", 128<<20, "disk space kept free in the data directory, in bytes: appends that would use it get 507, and the server does not start with less")
 	fs.StringVar(&f.pprofAddr, "pprof-addr", "", "address of a separate listener for Go's /debug/pprof profiles, such as 127.0.0.1:6060; empty serves none")
 	fs.BoolVar(&f.perWebhook, "metrics-per-webhook", true, "export the hooklog_webhook_* metrics, 9 series per webhook labelled with its id; false drops them")
 	fs.Usage = func() {
@@ -311,6 +313,7 @@ func (f serverFlags) config(stderr io.Writer) (app.Config, *slog.Logger, error) 
 		},
 		WebhookLimits:   projections.Limits{MaxURLLength: f.maxURLLength, MaxHeaders: f.maxHeaders, MaxHeaderBytes: f.maxHeaderBytes},
 		SecretOverlap:   f.secretOverlap,
+		MinFreeBytes:    f.minFreeBytes,
 		ShutdownTimeout: f.shutdownTimeout,
 		Logger:          logger,
 		Registry:        metrics.NewRegistry(),
