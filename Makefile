@@ -2,7 +2,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 FUZZTIME ?= 10s
 
-.PHONY: build run test test-deps fuzz vet
+.PHONY: build run test test-deps fuzz bench bench-full vet
 
 build:
 	go build -ldflags "$(LDFLAGS)" -o bin/hooklog ./cmd/hooklog
@@ -23,6 +23,16 @@ fuzz:
 	go test -run='^$$' -fuzz='^FuzzWebhookInput$$' -fuzztime=$(FUZZTIME) ./projections
 	go test -run='^$$' -fuzz='^FuzzSignVerify$$' -fuzztime=$(FUZZTIME) ./signature
 	go test -run='^$$' -fuzz='^FuzzParseSecret$$' -fuzztime=$(FUZZTIME) ./signature
+
+# The Go benchmarks of the append, read and delivery paths, then a short
+# run of the load tool; under two minutes in all.
+bench:
+	go test -run='^$$' -bench=. -benchtime=2000x ./eventlog ./delivery
+	go run ./cmd/hooklog-bench --short
+
+# The load tool with full sizes: a 1,000,000-event backlog, several minutes.
+bench-full:
+	go run ./cmd/hooklog-bench
 
 vet:
 	go vet ./...

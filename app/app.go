@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/hooklog/hooklog/api"
@@ -221,10 +222,14 @@ const (
 // OpenDB opens a Badger database in dir with the options of kind. Reads of
 // the log are mostly sequential, so small block caches do.
 func OpenDB(dir string, logger *slog.Logger, kind dbKind) (*badger.DB, error) {
+	// Without compression the table builders need no second buffer for
+	// each block: the log's tables hold keys and value pointers, which
+	// compress little, and the memory matters more than the disk.
 	opts := badger.DefaultOptions(dir).
 		WithLogger(badgerLogger{logger}).
 		WithNumCompactors(2).
-		WithNumMemtables(2)
+		WithNumMemtables(2).
+		WithCompression(options.None)
 	switch kind {
 	case logDB:
 		opts = opts.WithSyncWrites(true).WithMemTableSize(logMemTableSize).WithBlockCacheSize(16 << 20).WithValueThreshold(logValueThreshold)

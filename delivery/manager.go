@@ -193,7 +193,23 @@ func (m *Manager) Parked(webhookID string, page, perPage int) ([]Parked, int, er
 // count: of one webhook, or of all webhooks when webhookID is empty. Pages
 // start at 0.
 func (m *Manager) Attempts(webhookID string, page, perPage int) ([]AttemptRecord, int, error) {
-	return m.store.attempts(webhookID, page, perPage)
+	list, total, err := m.store.attempts(webhookID, page, perPage)
+	if err != nil {
+		return nil, 0, err
+	}
+
+	// Request bodies are rebuilt from the log rather than stored with every
+	// attempt: the body of an event's delivery is the same on every attempt.
+	for i := range list {
+		r, err := m.log.Get(list[i].Seq)
+		if err != nil {
+			continue
+		}
+		body := deliveryBody(r)
+		list[i].Request.Body = string(body[:min(len(body), maxResponseBody)])
+		list[i].Request.BodyTruncated = len(body) > maxResponseBody
+	}
+	return list, total, nil
 }
 
 // removeOrphans deletes stored states of webhooks that no longer exist, left

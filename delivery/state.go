@@ -113,8 +113,9 @@ type AttemptRecord struct {
 	DurationMs float64 `json:"durationMs"`
 }
 
-// AttemptRequest is the request of an attempt. Bodies longer than
-// maxResponseBody are cut; the whole event stays in the log.
+// AttemptRequest is the request of an attempt. Its body is rebuilt from the
+// log when the attempt is listed; bodies longer than maxResponseBody are cut
+// there, and the whole event stays in the log.
 type AttemptRequest struct {
 	Headers       http.Header `json:"headers"`
 	Body          string      `json:"body"`

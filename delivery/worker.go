@@ -385,7 +385,9 @@ func newAttemptRecord(webhookID, url string, r eventlog.Record, body []byte, a A
 		UUID:       id.String(),
 		Event:      r.Event,
 		URL:        url,
-		Request:    AttemptRequest{Headers: a.RequestHeader, Body: string(body[:min(len(body), maxResponseBody)]), BodyTruncated: len(body) > maxResponseBody},
+		// The body is not stored: it follows from the event in the log, and
+		// Manager.Attempts rebuilds it.
+		Request:    AttemptRequest{Headers: a.RequestHeader},
 		CreatedAt:  a.Start.UTC(),
 		UpdatedAt:  a.Start.Add(a.Duration).UTC(),
 		WebhookID:  webhookID,

@@ -432,7 +432,9 @@ func (b *bench) fanOut(ctx context.Context) error {
 func (b *bench) catchUp(ctx context.Context) error {
 	dir := b.newDataDir()
 	b.baselines["catchup-dir"] = float64(b.runs)
-	s, _, err := b.startServer(dir)
+	// Waits of up to 10 s keep the 99 webhooks that stay down from
+	// retrying all the time, as the default of up to an hour would.
+	s, _, err := b.startServer(dir, "--retry-max-delay", "10s")
 	if err != nil {
 		return err
 	}
@@ -470,24 +472,31 @@ func (b *bench) catchUp(ctx context.Context) error {
 		return err
 	}
 	defer recv.close()
-	began := time.Now()
+	up := time.Now()
+	began, err := recv.waitCount(1, time.Minute)
+	if err != nil {
+		return err
+	}
 	end, err := recv.waitCount(int64(n), 60*time.Minute)
 	if err != nil {
 		return err
 	}
 
-	rate := float64(n) / end.Sub(began).Seconds()
+	// The drain counts from the first delivery: before it, the webhook
+	// waits for its next scheduled retry.
+	rate := float64(n-1) / end.Sub(began).Seconds()
 	live := b.baselines["delivery"]
 	r := result{
 		scenario: fmt.Sprintf("catch-up: %d events appended while down (in %s), 100 webhooks, 99 still down", n, appendTook.Round(time.Second)),
-		value:    fmt.Sprintf("%.0f events/s, drained in %s", rate, end.Sub(began).Round(100*time.Millisecond)),
+		value: fmt.Sprintf("%.0f events/s, drained in %s after the retry %s after the receiver came back",
+			rate, end.Sub(began).Round(100*time.Millisecond), began.Sub(up).Round(100*time.Millisecond)),
 		baseline: fmt.Sprintf("%.0f events/s live ordered delivery", live),
 		ratio:    ratio(rate, live),
-		target:   "≥ 1 (no slower than live); RSS ≤ 150 MB while draining",
+		target:   "≥ 1 (no slower than live); anonymous RSS ≤ 150 MB while draining",
 	}
 	r.peakRSS, r.goroutines = s.usage()
 	r.peakRSS += " draining, " + appendRSS + " appending"
-	r.met = yesNo(live > 0 && rate >= live && s.peakRSS() <= 150e6)
+	r.met = yesNo(live > 0 && rate >= live && s.peakAnon.Load() <= 150e6)
 	b.add(r)
 	return nil
 }
