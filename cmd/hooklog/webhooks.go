@@ -185,6 +185,20 @@ func (c *webhooksCommand) call(method, path string, body any, out any) ([]byte, 
 	return data, nil
 }
 
+// do calls the API and prints its answer: the JSON as it came with --json,
+// otherwise the line that text makes of out.
+func (c *webhooksCommand) do(method, path string, body, out any, text func() string) error {
+	data, err := c.call(method, path, body, out)
+	if err != nil {
+		return err
+	}
+	if c.json {
+		return c.printJSON(data)
+	}
+	_, err = fmt.Fprintln(c.stdout, text())
+	return err
+}
+
 // printJSON prints the API's answer as it came, indented.
 func (c *webhooksCommand) printJSON(data []byte) error {
 	var buf bytes.Buffer
@@ -315,15 +329,9 @@ func (c *webhooksCommand) replayCursor() error {
 	var out struct {
 		FromSeq uint64 `json:"fromSeq"`
 	}
-	data, err := c.call(http.MethodPost, "/api/v1/webhooks/"+id+"/replay", body, &out)
-	if err != nil {
-		return err
-	}
-	if c.json {
-		return c.printJSON(data)
-	}
-	fmt.Fprintf(c.stdout, "webhook %s replays its events from seq %d, in order, then goes on live\n", id, out.FromSeq)
-	return nil
+	return c.do(http.MethodPost, "/api/v1/webhooks/"+id+"/replay", body, &out, func() string {
+		return fmt.Sprintf("webhook %s replays its events from seq %d, in order, then goes on live", id, out.FromSeq)
+	})
 }
 
 type attemptView struct {
@@ -355,15 +363,7 @@ func (c *webhooksCommand) redeliver() error {
 	}
 
 	var out attemptView
-	data, err := c.call(http.MethodPost, "/api/v1/webhooks/"+id+"/redeliver", map[string]uint64{"seq": c.seq}, &out)
-	if err != nil {
-		return err
-	}
-	if c.json {
-		return c.printJSON(data)
-	}
-	fmt.Fprintln(c.stdout, out.describe())
-	return nil
+	return c.do(http.MethodPost, "/api/v1/webhooks/"+id+"/redeliver", map[string]uint64{"seq": c.seq}, &out, func() string { return out.describe() })
 }
 
 func (c *webhooksCommand) setState(action string) error {
@@ -373,15 +373,9 @@ func (c *webhooksCommand) setState(action string) error {
 	}
 
 	var out webhookView
-	data, err := c.call(http.MethodPost, "/api/v1/webhooks/"+id+"/"+action, nil, &out)
-	if err != nil {
-		return err
-	}
-	if c.json {
-		return c.printJSON(data)
-	}
-	fmt.Fprintf(c.stdout, "webhook %s is %s\n", id, out.State)
-	return nil
+	return c.do(http.MethodPost, "/api/v1/webhooks/"+id+"/"+action, nil, &out, func() string {
+		return fmt.Sprintf("webhook %s is %s", id, out.State)
+	})
 }
 
 type parkedView struct {
@@ -436,29 +430,15 @@ func (c *webhooksCommand) parked() error {
 func (c *webhooksCommand) replayParked(path string) error {
 	if c.seq != 0 {
 		var out attemptView
-		data, err := c.call(http.MethodPost, path+"/replay", nil, &out)
-		if err != nil {
-			return err
-		}
-		if c.json {
-			return c.printJSON(data)
-		}
-		fmt.Fprintln(c.stdout, out.describe())
-		return nil
+		return c.do(http.MethodPost, path+"/replay", nil, &out, func() string { return out.describe() })
 	}
 
 	var out struct {
 		Replaying int `json:"replaying"`
 	}
-	data, err := c.call(http.MethodPost, path+"/replay", nil, &out)
-	if err != nil {
-		return err
-	}
-	if c.json {
-		return c.printJSON(data)
-	}
-	fmt.Fprintf(c.stdout, "replaying %d parked events in the background; 'hooklog webhooks status' shows the parked count\n", out.Replaying)
-	return nil
+	return c.do(http.MethodPost, path+"/replay", nil, &out, func() string {
+		return fmt.Sprintf("replaying %d parked events in the background; 'hooklog webhooks status' shows the parked count", out.Replaying)
+	})
 }
 
 func (c *webhooksCommand) dropParked(path string) error {
