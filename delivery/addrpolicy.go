@@ -9,7 +9,7 @@ import (
 
 // ErrRefusedAddress is returned, wrapped, for a connection to an address
 // that the address policy does not allow. No packet is sent to it.
-var ErrRefusedAddress = errors.New("address refused by the delivery address policy")
+var ErrRefusedAddress = errors.New("address rejected by the delivery address policy")
 
 // cgnat is the shared address space of RFC 6598, private in all but name.
 var cgnat = netip.MustParsePrefix("100.64.0.0/10")

@@ -200,7 +200,7 @@ func (m *Manager) do(ctx context.Context, webhookID string, cmd command) (comman
 	case res := <-cmd.reply:
 		return res, res.err
 	case <-w.done:
-		return commandResult{}, fmt.Errorf("webhook %q stopped before it answered: %w", webhookID, projections.ErrWebhookNotFound)
+		return commandResult{}, fmt.Errorf("webhook %q stopped before it responded: %w", webhookID, projections.ErrWebhookNotFound)
 	case <-ctx.Done():
 		return commandResult{}, ctx.Err()
 	}

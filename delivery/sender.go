@@ -28,7 +28,7 @@ const maxResponseBody = 64 << 10
 
 // Error classes of a failed attempt.
 const (
-	ClassStatus         = "status"             // the receiver answered with a status other than 2xx
+	ClassStatus         = "status"             // the receiver responded with a status other than 2xx
 	ClassTimeout        = "timeout"            // the attempt's deadline passed
 	ClassRefused        = "connection_refused" // nothing listens at the address
 	ClassDNS            = "dns"                // the host name did not resolve
@@ -184,9 +184,9 @@ func (s *sender) send(ctx context.Context, t target, r eventlog.Record, body []b
 		return a
 	}
 
-	a.Class, a.Err = ClassStatus, fmt.Errorf("receiver answered status %d", a.Status)
+	a.Class, a.Err = ClassStatus, fmt.Errorf("receiver responded with status %d", a.Status)
 	if loc := resp.Header.Get("Location"); loc != "" && a.Status >= 300 && a.Status < 400 {
-		a.Err = fmt.Errorf("receiver answered status %d with Location %q; redirects are not followed", a.Status, redactURL(loc))
+		a.Err = fmt.Errorf("receiver responded with status %d and Location %q; redirects are not followed", a.Status, redactURL(loc))
 	}
 	if a.Status == http.StatusTooManyRequests || a.Status == http.StatusServiceUnavailable {
 		a.RetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), a.Start)

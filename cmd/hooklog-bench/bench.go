@@ -139,7 +139,7 @@ func (b *bench) startServer(dir string, extra ...string) (*server, time.Duration
 		}
 		if time.Since(began) > 60*time.Second {
 			s.kill()
-			return nil, 0, fmt.Errorf("hooklog did not answer /health within a minute; see %s", logFile.Name())
+			return nil, 0, fmt.Errorf("hooklog did not respond to /health within a minute; see %s", logFile.Name())
 		}
 		time.Sleep(2 * time.Millisecond)
 	}

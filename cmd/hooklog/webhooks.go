@@ -166,7 +166,7 @@ func (c *webhooksCommand) call(method, path string, body any, out any) ([]byte, 
 
 	data, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return nil, fmt.Errorf("read the answer of %s %s: %w", method, path, err)
+		return nil, fmt.Errorf("read the response of %s %s: %w", method, path, err)
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		var apiErr struct {
@@ -179,7 +179,7 @@ func (c *webhooksCommand) call(method, path string, body any, out any) ([]byte, 
 	}
 	if out != nil && len(data) > 0 {
 		if err := json.Unmarshal(data, out); err != nil {
-			return nil, fmt.Errorf("decode the answer of %s %s: %w", method, path, err)
+			return nil, fmt.Errorf("decode the response of %s %s: %w", method, path, err)
 		}
 	}
 	return data, nil
