@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -63,7 +64,8 @@ func (s *Server) publish(w http.ResponseWriter, r *http.Request) error {
 	}
 
 	var records []eventlog.Record
-	if key := r.Header.Get("Idempotency-Key"); key != "" {
+	if values, ok := r.Header["Idempotency-Key"]; ok {
+		key := strings.TrimSpace(values[0])
 		if !validIdempotencyKey(key) {
 			return badRequest("invalid Idempotency-Key %q; expected 1 to 255 visible ASCII characters", key)
 		}
@@ -149,7 +151,7 @@ func decodePublish(body []byte) ([]eventlog.Entry, bool, error) {
 }
 
 func validIdempotencyKey(key string) bool {
-	if len(key) > 255 {
+	if key == "" || len(key) > 255 {
 		return false
 	}
 	for _, c := range []byte(key) {

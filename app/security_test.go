@@ -307,9 +307,11 @@ func TestIdempotentPublish(t *testing.T) {
 	if resp.StatusCode != http.StatusConflict || !strings.Contains(string(answer), "task-6e0dc9c1-created") {
 		t.Errorf("same key, other body = %d %s, want 409", resp.StatusCode, answer)
 	}
-	resp, answer = publish(strings.Repeat("k", 300), body)
-	if resp.StatusCode != http.StatusBadRequest {
-		t.Errorf("300-character key = %d %s, want 400", resp.StatusCode, answer)
+	for _, key := range []string{strings.Repeat("k", 300), "", "  "} {
+		resp, answer = publish(key, body)
+		if resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("key %q = %d %s, want 400", key, resp.StatusCode, answer)
+		}
 	}
 }
 

@@ -344,7 +344,7 @@ func (w *worker) target(url string) (target, bool) {
 
 // park returns the dead-letter record of r, given up at now.
 func (w *worker) park(r eventlog.Record, now time.Time) Parked {
-	reason := fmt.Sprintf("max_attempts: %d attempts failed", w.state.Attempts)
+	reason := fmt.Sprintf("max_attempts: %d failed attempts", w.state.Attempts)
 	if p := w.m.cfg.Policy; p.MaxAttempts <= 0 || w.state.Attempts < p.MaxAttempts {
 		reason = fmt.Sprintf("max_age: still failing %s after the first attempt", now.Sub(w.state.FirstAttempt).Round(time.Second))
 	}
@@ -382,9 +382,9 @@ func newAttemptRecord(webhookID, url string, r eventlog.Record, body []byte, a A
 	}
 
 	rec := AttemptRecord{
-		UUID:       id.String(),
-		Event:      r.Event,
-		URL:        url,
+		UUID:  id.String(),
+		Event: r.Event,
+		URL:   url,
 		// The body is not stored: it follows from the event in the log, and
 		// Manager.Attempts rebuilds it.
 		Request:    AttemptRequest{Headers: a.RequestHeader},

@@ -164,7 +164,7 @@ type ValidationError struct {
 }
 
 func (e *ValidationError) Error() string {
-	return fmt.Sprintf("invalid %s %q: %s", e.Field, e.Value, e.Allowed)
+	return fmt.Sprintf("invalid %s %q; %s", e.Field, e.Value, e.Allowed)
 }
 
 // ErrWebhookNotFound is returned for an unknown webhook id.

@@ -46,7 +46,11 @@ type result struct {
 
 func (b *bench) add(r result) {
 	b.results = append(b.results, r)
-	fmt.Fprintf(b.log, "  %s: %s (baseline %s, ratio %s)\n", r.scenario, r.value, r.baseline, r.ratio)
+	if r.baseline == "" {
+		fmt.Fprintf(b.log, "  %s: %s\n", r.scenario, r.value)
+		return
+	}
+	fmt.Fprintf(b.log, "  %s: %s (baseline %s, ratio %s)\n", r.scenario, r.value, r.baseline, orDash(r.ratio))
 }
 
 func (b *bench) printTable(w io.Writer) {

@@ -131,7 +131,7 @@ func runServer(args []string, stderr io.Writer) int {
 	fs.DurationVar(&f.secretOverlap, "secret-rotation-overlap", projections.DefaultSecretOverlap, "how long a rotated-out signing secret keeps signing beside the new one")
 	fs.Uint64Var(&f.minFreeBytes, "min-free-bytes", 128<<20, "disk space kept free in the data directory, in bytes: appends that would use it get 507, and the server does not start with less")
 	fs.StringVar(&f.pprofAddr, "pprof-addr", "", "address of a separate listener for Go's /debug/pprof profiles, such as 127.0.0.1:6060; empty serves none")
-	fs.BoolVar(&f.perWebhook, "metrics-per-webhook", true, "export the hooklog_webhook_* metrics, 9 series per webhook labelled with its id; false drops them")
+	fs.BoolVar(&f.perWebhook, "metrics-per-webhook", true, "export the hooklog_webhook_* metrics, 8 series per webhook labelled with its id; false drops them")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: hooklog server [flags]\n\nEvery flag can also be set by an environment variable: --data by HOOKLOG_DATA,\n--attempt-timeout by HOOKLOG_ATTEMPT_TIMEOUT, and so on. A flag on the command line wins.\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -277,6 +277,9 @@ func (f serverFlags) config(stderr io.Writer) (app.Config, *slog.Logger, error) 
 		if value <= 0 {
 			return app.Config{}, nil, fmt.Errorf("invalid %s %d: expected a positive number", name, value)
 		}
+	}
+	if f.minFreeBytes == 0 {
+		return app.Config{}, nil, errors.New("invalid --min-free-bytes 0: expected a positive number of bytes to keep free, such as 134217728")
 	}
 	if f.maxEventBytes > int(f.maxBodyBytes) {
 		return app.Config{}, nil, fmt.Errorf("invalid --max-event-bytes %d: it must not exceed --max-body-bytes %d", f.maxEventBytes, f.maxBodyBytes)

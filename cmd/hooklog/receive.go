@@ -20,7 +20,7 @@ func runReceive(args []string, stdout, stderr io.Writer) int {
 	port := fs.Int("port", 4000, "TCP port to listen on")
 	status := fs.Int("status", http.StatusOK, "HTTP status to answer every delivery with, to try out retries")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: hooklog receive [flags]\n\nPrints each delivery's headers and body and responds with --status.\n\nFlags:\n")
+		fmt.Fprintf(stderr, "Usage: hooklog receive [flags]\n\nPrints each delivery's seq, webhook-id and webhook-timestamp headers and its body, and responds with --status.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {

@@ -118,6 +118,9 @@ func runWebhooks(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "%v\n\n%s", err, webhooksUsage)
 		return 2
 	}
+	if errors.Is(err, errAttemptFailed) {
+		return 1
+	}
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
@@ -323,7 +326,7 @@ func (c *webhooksCommand) replayCursor() error {
 	case c.seq == 0 && c.time != "":
 		body["time"] = c.time
 	default:
-		return usageError("replay takes exactly one of --seq N and --time T")
+		return usageError("replay takes exactly one of --seq N (a seq from 1) and --time T")
 	}
 
 	var out struct {
@@ -353,6 +356,19 @@ func (a attemptView) describe() string {
 	return fmt.Sprintf("seq %d failed: %s", a.Seq, a.Error)
 }
 
+// failure returns an error when the attempt was not delivered, so that the
+// command exits with 1; the attempt itself is already printed.
+func (a attemptView) failure() error {
+	if a.Delivered {
+		return nil
+	}
+	return errAttemptFailed
+}
+
+// errAttemptFailed ends a command whose one attempt failed; the attempt has
+// been printed, so the error prints nothing more.
+var errAttemptFailed = errors.New("")
+
 func (c *webhooksCommand) redeliver() error {
 	id, err := c.id()
 	if err != nil {
@@ -363,7 +379,10 @@ func (c *webhooksCommand) redeliver() error {
 	}
 
 	var out attemptView
-	return c.do(http.MethodPost, "/api/v1/webhooks/"+id+"/redeliver", map[string]uint64{"seq": c.seq}, &out, func() string { return out.describe() })
+	if err := c.do(http.MethodPost, "/api/v1/webhooks/"+id+"/redeliver", map[string]uint64{"seq": c.seq}, &out, func() string { return out.describe() }); err != nil {
+		return err
+	}
+	return out.failure()
 }
 
 func (c *webhooksCommand) setState(action string) error {
@@ -411,17 +430,32 @@ func (c *webhooksCommand) parked() error {
 		return usageError("--seq goes with --replay or --drop")
 	}
 
-	var list []parkedView
-	data, err := c.call(http.MethodGet, path+"?perPage=100", nil, &list)
-	if err != nil {
-		return err
+	var raw []json.RawMessage
+	for page := 0; ; page++ {
+		var batch []json.RawMessage
+		if _, err := c.call(http.MethodGet, fmt.Sprintf("%s?page=%d&perPage=100", path, page), nil, &batch); err != nil {
+			return err
+		}
+		raw = append(raw, batch...)
+		if len(batch) < 100 {
+			break
+		}
 	}
 	if c.json {
+		data, err := json.Marshal(raw)
+		if err != nil {
+			return err
+		}
 		return c.printJSON(data)
 	}
+
 	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "SEQ\tEVENT\tATTEMPTS\tLAST STATUS\tPARKED\tREASON\tLAST ERROR")
-	for _, p := range list {
+	fmt.Fprintln(tw, "SEQ\tEVENT\tATTEMPTS\tLAST STATUS\tPARKED AT\tREASON\tLAST ERROR")
+	for _, item := range raw {
+		var p parkedView
+		if err := json.Unmarshal(item, &p); err != nil {
+			return fmt.Errorf("decode a parked event: %w", err)
+		}
 		fmt.Fprintf(tw, "%d\t%s\t%d\t%d\t%s\t%s\t%s\n", p.Seq, p.Event, p.Attempts, p.LastStatus, p.ParkedAt.Format(time.RFC3339), p.Reason, p.LastError)
 	}
 	return tw.Flush()
@@ -430,7 +464,10 @@ func (c *webhooksCommand) parked() error {
 func (c *webhooksCommand) replayParked(path string) error {
 	if c.seq != 0 {
 		var out attemptView
-		return c.do(http.MethodPost, path+"/replay", nil, &out, func() string { return out.describe() })
+		if err := c.do(http.MethodPost, path+"/replay", nil, &out, func() string { return out.describe() }); err != nil {
+			return err
+		}
+		return out.failure()
 	}
 
 	var out struct {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -122,7 +123,7 @@ func TestWebhooksCommands(t *testing.T) {
 		message string
 	}{
 		{"unknown webhook", []string{"status", "no-such-id"}, 1, "not found"},
-		{"replay without position", []string{"replay", id}, 2, "--seq N and --time T"},
+		{"replay without position", []string{"replay", id}, 2, "and --time T"},
 		{"redeliver without seq", []string{"redeliver", id}, 2, "--seq N"},
 		{"seq outside the log", []string{"replay", id, "--seq", "999"}, 1, "seqs 1 to"},
 		{"unknown command", []string{"frobnicate"}, 2, `unknown webhooks command "frobnicate"`},
@@ -135,6 +136,14 @@ func TestWebhooksCommands(t *testing.T) {
 				t.Errorf("exit %d, stderr %q; want exit %d mentioning %q", code, errOut, tt.code, tt.message)
 			}
 		})
+	}
+
+	// A redelivery that fails prints the attempt and exits 1.
+	down := post(t, server+"/api/v1/webhooks", `{"event":"preset.created","url":"http://127.0.0.1:1/down"}`)
+	preset := post(t, server+"/api/v1/events", `{"event":"preset.created","data":{}}`)
+	code, out, _ = cli(t, "webhooks", "redeliver", down["uuid"].(string), "--seq", fmt.Sprint(int(preset["seq"].(float64))), "--server", server)
+	if code != 1 || !strings.Contains(out, "failed") {
+		t.Errorf("failed redelivery = exit %d, %q; want exit 1 and the failed attempt", code, out)
 	}
 
 	code, _, errOut = cli(t, "webhooks", "list", "--server", "http://127.0.0.1:1")
