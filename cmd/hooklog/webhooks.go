@@ -202,6 +202,31 @@ func (c *webhooksCommand) do(method, path string, body, out any, text func() str
 	return err
 }
 
+// allPages fetches every page of a paged list. With --json it prints them
+// as one JSON array and returns no items.
+func (c *webhooksCommand) allPages(path string) ([]json.RawMessage, error) {
+	var items []json.RawMessage
+	for page := 0; ; page++ {
+		var batch []json.RawMessage
+		if _, err := c.call(http.MethodGet, fmt.Sprintf("%s?page=%d&perPage=100", path, page), nil, &batch); err != nil {
+			return nil, err
+		}
+		items = append(items, batch...)
+		if len(batch) < 100 {
+			break
+		}
+	}
+	if !c.json {
+		return items, nil
+	}
+
+	data, err := json.Marshal(items)
+	if err != nil {
+		return nil, err
+	}
+	return nil, c.printJSON(data)
+}
+
 // printJSON prints the API's answer as it came, indented.
 func (c *webhooksCommand) printJSON(data []byte) error {
 	var buf bytes.Buffer
@@ -226,23 +251,9 @@ func (c *webhooksCommand) list() error {
 		return usageError("list takes no arguments")
 	}
 
-	var raw []json.RawMessage
-	for page := 0; ; page++ {
-		var batch []json.RawMessage
-		if _, err := c.call(http.MethodGet, fmt.Sprintf("/api/v1/webhooks?page=%d&perPage=100", page), nil, &batch); err != nil {
-			return err
-		}
-		raw = append(raw, batch...)
-		if len(batch) < 100 {
-			break
-		}
-	}
-	if c.json {
-		data, err := json.Marshal(raw)
-		if err != nil {
-			return err
-		}
-		return c.printJSON(data)
+	raw, err := c.allPages("/api/v1/webhooks")
+	if err != nil || c.json {
+		return err
 	}
 
 	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
@@ -430,23 +441,9 @@ func (c *webhooksCommand) parked() error {
 		return usageError("--seq goes with --replay or --drop")
 	}
 
-	var raw []json.RawMessage
-	for page := 0; ; page++ {
-		var batch []json.RawMessage
-		if _, err := c.call(http.MethodGet, fmt.Sprintf("%s?page=%d&perPage=100", path, page), nil, &batch); err != nil {
-			return err
-		}
-		raw = append(raw, batch...)
-		if len(batch) < 100 {
-			break
-		}
-	}
-	if c.json {
-		data, err := json.Marshal(raw)
-		if err != nil {
-			return err
-		}
-		return c.printJSON(data)
+	raw, err := c.allPages(path)
+	if err != nil || c.json {
+		return err
 	}
 
 	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
