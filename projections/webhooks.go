@@ -290,23 +290,33 @@ func (w *Webhooks) refresh() error {
 	return nil
 }
 
-// Run keeps the set current as the log grows, until ctx ends or the log is
-// closed. Before it returns it stores a snapshot of what it covers, so the
-// next start folds only what comes after.
+// Run keeps the set current as webhook.* events are appended, until ctx
+// ends. Between them, Seq may lag behind the head. Before it returns it
+// stores a snapshot of what it covers, so the next start folds only what
+// comes after.
 func (w *Webhooks) Run(ctx context.Context) error {
 	defer w.saveOnStop()
 
 	for {
-		if _, err := w.log.Wait(ctx, w.Seq()); err != nil {
-			if errors.Is(err, context.Canceled) || errors.Is(err, eventlog.ErrClosed) {
-				return nil
-			}
-			return err
+		// Only webhook.* events can change the set, so Run waits for those
+		// and not for every append. The channels are taken before the
+		// fold, so an append during the fold still wakes it.
+		var appended [3]<-chan struct{}
+		for i, name := range webhookEvents {
+			_, appended[i] = w.log.EventAppended(name)
 		}
 
 		if err := w.refresh(); err != nil {
 			w.logger.Error("webhook projection failed to fold the log", "error", err)
 			return err
+		}
+
+		select {
+		case <-appended[0]:
+		case <-appended[1]:
+		case <-appended[2]:
+		case <-ctx.Done():
+			return nil
 		}
 	}
 }
