@@ -234,20 +234,32 @@ func ratio(value, base float64) string {
 	return fmt.Sprintf("%.2f", value/base)
 }
 
+// startWithReceiver starts hooklog on a new data directory and a null
+// receiver on a free loopback port, and returns a function that stops both.
+func (b *bench) startWithReceiver(latency bool) (*server, *receiver, func(), error) {
+	s, _, err := b.startServer(b.newDataDir())
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	recv, err := startReceiver("127.0.0.1:0", latency)
+	if err != nil {
+		s.stop()
+		return nil, nil, nil, err
+	}
+	return s, recv, func() {
+		recv.close()
+		s.stop()
+	}, nil
+}
+
 // endToEndLatency publishes at fixed rates to one webhook and measures the
 // time from sending each publish to its arrival at the receiver.
 func (b *bench) endToEndLatency(ctx context.Context) error {
-	s, _, err := b.startServer(b.newDataDir())
+	s, recv, stop, err := b.startWithReceiver(true)
 	if err != nil {
 		return err
 	}
-	defer s.stop()
-
-	recv, err := startReceiver("127.0.0.1:0", true)
-	if err != nil {
-		return err
-	}
-	defer recv.close()
+	defer stop()
 	if _, err := s.createWebhook("task.created", recv.url+"/hook", "new"); err != nil {
 		return err
 	}
@@ -342,16 +354,11 @@ func openLoop(ctx context.Context, rate int, d time.Duration, do func() error) (
 // receiver that answers at once, against the null handler's one-at-a-time
 // rate.
 func (b *bench) orderedDelivery(ctx context.Context) error {
-	s, _, err := b.startServer(b.newDataDir())
+	s, recv, stop, err := b.startWithReceiver(false)
 	if err != nil {
 		return err
 	}
-	defer s.stop()
-	recv, err := startReceiver("127.0.0.1:0", false)
-	if err != nil {
-		return err
-	}
-	defer recv.close()
+	defer stop()
 
 	n := b.sizes.deliveryEvents
 	if err := s.publishMany("task.created", n, b.sizes.dataBytes); err != nil {
@@ -384,16 +391,11 @@ func (b *bench) orderedDelivery(ctx context.Context) error {
 
 // fanOut measures 100 webhooks subscribed to the same events.
 func (b *bench) fanOut(ctx context.Context) error {
-	s, _, err := b.startServer(b.newDataDir())
+	s, recv, stop, err := b.startWithReceiver(false)
 	if err != nil {
 		return err
 	}
-	defer s.stop()
-	recv, err := startReceiver("127.0.0.1:0", false)
-	if err != nil {
-		return err
-	}
-	defer recv.close()
+	defer stop()
 
 	const webhooks = 100
 	for i := range webhooks {
