@@ -68,7 +68,7 @@ func internalError() *Error {
 }
 
 // statusClientClosedRequest is the status logged for a request whose client
-// went away before the answer, as nginx logs it.
+// went away before the response, as nginx logs it.
 const statusClientClosedRequest = 499
 
 // toError maps an error of the packages below to an API error.
@@ -95,7 +95,7 @@ func toError(err error) *Error {
 	case errors.Is(err, eventlog.ErrClosed):
 		return unavailable("the server is shutting down")
 	case errors.Is(err, context.Canceled):
-		// The client went away; nobody reads this answer.
+		// The client went away, so no one reads this response.
 		return &Error{Status: statusClientClosedRequest, Code: "100.000.0499", Err: "client.closed.request", Message: "the client closed the request"}
 	default:
 		return internalError()

@@ -20,7 +20,7 @@ import (
 )
 
 // Limits of GET /api/v1/events. A page ends early once its records' data
-// reaches maxEventsPageBytes, so large events cannot make huge answers; the
+// reaches maxEventsPageBytes, so large events cannot make huge responses; the
 // first record is always there.
 const (
 	defaultEventsLimit = 100
@@ -36,7 +36,7 @@ type publishInput struct {
 	Timestamp *string         `json:"timestamp"`
 }
 
-// publishedRecord is the answer to a publish.
+// publishedRecord is the response body of a publish.
 type publishedRecord struct {
 	Seq       uint64 `json:"seq"`
 	ID        string `json:"id"`
@@ -45,7 +45,7 @@ type publishedRecord struct {
 }
 
 // publish appends one event, or a JSON array of events atomically, and
-// answers 201 once they are durable.
+// responds with 201 once they are durable.
 func (s *Server) publish(w http.ResponseWriter, r *http.Request) error {
 	body, err := readBody(r)
 	if err != nil {

@@ -38,7 +38,7 @@ type commandResult struct {
 	err     error
 }
 
-// handle carries out cmd, answers it and reports whether it moved the
+// handle carries out cmd, sends its result and reports whether it moved the
 // cursor, which makes the caller read the log again from it.
 func (w *worker) handle(ctx context.Context, cmd command) bool {
 	var res commandResult

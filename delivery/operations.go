@@ -166,7 +166,7 @@ func (m *Manager) DropParked(ctx context.Context, webhookID string, seq uint64) 
 	return res.count, err
 }
 
-// do hands a command to a webhook's worker and waits for its answer. A
+// do hands a command to a webhook's worker and waits for its result. A
 // webhook created a moment ago may not have its worker yet, so do waits for
 // it briefly.
 func (m *Manager) do(ctx context.Context, webhookID string, cmd command) (commandResult, error) {

@@ -86,7 +86,7 @@ type Log struct {
 	db   *badger.DB
 	opts Options
 
-	requests chan *appendRequest // unbuffered: a received request is always answered
+	requests chan *appendRequest // unbuffered: every received request gets a result
 	stop     chan struct{}       // closed by Close
 	done     chan struct{}       // closed when the writer has returned
 	stopOnce sync.Once
@@ -341,7 +341,7 @@ func (l *Log) Append(ctx context.Context, entries []Entry) ([]Record, error) {
 	return res.records, res.err
 }
 
-// submit checks entries, hands them to the writer and waits for its answer.
+// submit checks entries, hands them to the writer and waits for its result.
 func (l *Log) submit(ctx context.Context, entries []Entry, idem *Idempotency) (appendResult, error) {
 	if len(entries) == 0 {
 		return appendResult{}, nil
@@ -371,9 +371,9 @@ func (l *Log) submit(ctx context.Context, entries []Entry, idem *Idempotency) (a
 		return appendResult{}, ctx.Err()
 	}
 
-	// The writer answers every request it received, so this wait is bounded
-	// by one commit. Not selecting on ctx here keeps the answer truthful: an
-	// error never hides an event that was appended.
+	// The writer sends a result for every request it received, so this wait
+	// is bounded by one commit. Not selecting on ctx here keeps the result
+	// truthful: an error never hides an event that was appended.
 	return <-req.result, nil
 }
 

@@ -11,7 +11,7 @@ import (
 	"github.com/google/uuid"
 )
 
-// Source tells who appended a record.
+// Source is who appended a record.
 type Source uint8
 
 const (

@@ -47,8 +47,8 @@ const Redacted = "[redacted]"
 // Webhook is one subscription: the events named Event are sent to URL.
 //
 // Its JSON form is FFmate's webhook object (uuid, event, url, createdAt,
-// updatedAt) plus id, which repeats uuid. It is both the API's answer and the
-// data of the webhook.* events hooklog appends.
+// updatedAt) plus id, which repeats uuid. It is both the API's response
+// body and the data of the webhook.* events hooklog appends.
 type Webhook struct {
 	UUID      string    `json:"uuid"`
 	ID        string    `json:"id"`
@@ -61,7 +61,7 @@ type Webhook struct {
 	// delivers nothing until it is resumed, a disabled one until it is
 	// updated.
 	State string `json:"state"`
-	// DisabledReason says why hooklog disabled the webhook.
+	// DisabledReason is why hooklog disabled the webhook.
 	DisabledReason string `json:"disabledReason,omitempty"`
 	// StartSeq is the first seq the webhook was created to receive; 0 means
 	// the events after its creation, starting with its own webhook.created.

@@ -349,7 +349,7 @@ func (f serverFlags) tokens() ([]string, error) {
 		}
 	}
 	if len(tokens) == 0 {
-		return nil, fmt.Errorf("invalid --api-token-file %s: it holds no token", f.apiTokenFile)
+		return nil, fmt.Errorf("invalid --api-token-file %s: it contains no token", f.apiTokenFile)
 	}
 	return tokens, nil
 }

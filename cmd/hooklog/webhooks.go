@@ -141,8 +141,8 @@ func (c *webhooksCommand) id() (string, error) {
 	return c.args[0], nil
 }
 
-// call sends a request to the API and decodes a 2xx answer into out. Any
-// other answer becomes an error with the API's message.
+// call sends a request to the API and decodes a 2xx response into out. Any
+// other response becomes an error with the API's message.
 func (c *webhooksCommand) call(method, path string, body any, out any) ([]byte, error) {
 	var reader io.Reader
 	if body != nil {
@@ -188,7 +188,7 @@ func (c *webhooksCommand) call(method, path string, body any, out any) ([]byte, 
 	return data, nil
 }
 
-// do calls the API and prints its answer: the JSON as it came with --json,
+// do calls the API and prints its response: the JSON as it came with --json,
 // otherwise the line that text makes of out.
 func (c *webhooksCommand) do(method, path string, body, out any, text func() string) error {
 	data, err := c.call(method, path, body, out)
@@ -227,7 +227,7 @@ func (c *webhooksCommand) allPages(path string) ([]json.RawMessage, error) {
 	return nil, c.printJSON(data)
 }
 
-// printJSON prints the API's answer as it came, indented.
+// printJSON prints the API's response as it came, indented.
 func (c *webhooksCommand) printJSON(data []byte) error {
 	var buf bytes.Buffer
 	if err := json.Indent(&buf, data, "", "  "); err != nil {
