@@ -161,6 +161,9 @@ func Open(cfg Config) (*App, error) {
 	if cfg.Delivery.SyncInterval <= 0 {
 		cfg.Delivery.SyncInterval = 100 * time.Millisecond
 	}
+	if cfg.Delivery.ValueLogGCInterval <= 0 {
+		cfg.Delivery.ValueLogGCInterval = 5 * time.Minute
+	}
 	a.delivery = delivery.NewManager(a.log, a.webhooks, a.stateDB, cfg.Delivery)
 
 	apiCfg := cfg.API
@@ -214,6 +217,17 @@ const (
 	// value log instead of the memtable, which then holds keys and pointers
 	// only: flushes stay small and rare.
 	logValueThreshold = 512
+	// deliveryValueThreshold sends attempt records, parked events and long
+	// states to the delivery database's value log. Its memtable then
+	// contains cursors, keys and pointers: by our estimate a delivery adds
+	// about 150 bytes to the LSM tree instead of about a kilobyte, so
+	// flushes and compactions, whose table builders are most of the heap,
+	// are rarer.
+	deliveryValueThreshold = 256
+	// deliveryValueLogFileSize is small so that the value log's garbage
+	// collection, which rewrites one file at a time, can free the space of
+	// expired attempt records soon.
+	deliveryValueLogFileSize = 64 << 20
 	// maxBatchBytes keeps a group commit under Badger's transaction limit,
 	// 15% of the memtable size, as eventlog estimates it.
 	maxBatchBytes = logMemTableSize * 14 / 100
@@ -236,7 +250,8 @@ func OpenDB(dir string, logger *slog.Logger, kind dbKind) (*badger.DB, error) {
 	case deliveryDB:
 		// Each webhook's worker writes only its own keys, so transactions
 		// cannot conflict and Badger need not track their reads.
-		opts = opts.WithSyncWrites(false).WithMemTableSize(deliveryMemTableSize).WithBlockCacheSize(8 << 20).WithDetectConflicts(false)
+		opts = opts.WithSyncWrites(false).WithMemTableSize(deliveryMemTableSize).WithBlockCacheSize(8 << 20).WithDetectConflicts(false).
+			WithValueThreshold(deliveryValueThreshold).WithValueLogFileSize(deliveryValueLogFileSize)
 	}
 
 	db, err := badger.Open(opts)

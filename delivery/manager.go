@@ -56,6 +56,10 @@ type Config struct {
 	// while delivery writes to it, for a database opened without
 	// SyncWrites. Zero means the database syncs every commit itself.
 	SyncInterval time.Duration
+	// ValueLogGCInterval, when positive, makes Run collect the garbage of
+	// the database's value log this often: the space of attempt records
+	// that expired and of states that were overwritten.
+	ValueLogGCInterval time.Duration
 	// Logger receives a line per failed attempt; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -133,13 +137,10 @@ func (m *Manager) Run(ctx context.Context) error {
 		return err
 	}
 	if m.cfg.SyncInterval > 0 {
-		stopSync := make(chan struct{})
-		synced := make(chan struct{})
-		go m.syncLoop(stopSync, synced)
-		defer func() {
-			close(stopSync)
-			<-synced
-		}()
+		defer every(m.cfg.SyncInterval, m.syncDB, true)()
+	}
+	if m.cfg.ValueLogGCInterval > 0 {
+		defer every(m.cfg.ValueLogGCInterval, m.collectValueLog, false)()
 	}
 
 	for {
@@ -155,25 +156,54 @@ func (m *Manager) Run(ctx context.Context) error {
 	}
 }
 
-// syncLoop syncs the delivery database every SyncInterval until stop is
-// closed, then once more.
-func (m *Manager) syncLoop(stop <-chan struct{}, done chan<- struct{}) {
-	defer close(done)
-	ticker := time.NewTicker(m.cfg.SyncInterval)
-	defer ticker.Stop()
+// every starts a goroutine that calls fn every interval, and once more when
+// it stops if final is set. fn gets a channel that is closed when the
+// goroutine must stop. every returns the function that stops the goroutine
+// and waits for it.
+func every(interval time.Duration, fn func(stop <-chan struct{}), final bool) func() {
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		ticker := time.NewTicker(interval)
+		defer ticker.Stop()
 
-	for {
-		select {
-		case <-ticker.C:
-		case <-stop:
-			if err := m.store.db.Sync(); err != nil {
-				m.logger.Error("syncing the delivery database failed", "error", err)
+		for {
+			select {
+			case <-ticker.C:
+				fn(stop)
+			case <-stop:
+				if final {
+					fn(stop)
+				}
+				return
 			}
-			return
 		}
-		if err := m.store.db.Sync(); err != nil {
-			m.logger.Error("syncing the delivery database failed", "error", err)
-		}
+	}()
+	return func() {
+		close(stop)
+		<-done
+	}
+}
+
+// syncDB syncs the delivery database, for a database opened without
+// SyncWrites.
+func (m *Manager) syncDB(<-chan struct{}) {
+	if err := m.store.db.Sync(); err != nil {
+		m.logger.Error("syncing the delivery database failed", "error", err)
+	}
+}
+
+// collectValueLog collects the garbage of the delivery database's value
+// log, until there is none to collect or stop is closed.
+func (m *Manager) collectValueLog(stop <-chan struct{}) {
+	rewritten, err := m.store.collectValueLog(stop)
+	if err != nil {
+		m.logger.Error("collecting the delivery database's value log failed", "files_rewritten", rewritten, "error", err)
+		return
+	}
+	if rewritten > 0 {
+		m.logger.Debug("collected the delivery database's value log", "files_rewritten", rewritten)
 	}
 }
 

@@ -146,8 +146,7 @@ func attemptKeys(webhookID string, start time.Time, id uuid.UUID) ([]byte, []byt
 	return append([]byte(attemptPrefix), suffix...), append([]byte(attemptIndexPrefix+webhookID+"/"), suffix...)
 }
 
-// store keeps delivery's data in the shared database, which syncs every
-// commit.
+// store keeps delivery's data in the delivery database.
 type store struct {
 	db        *badger.DB
 	retention time.Duration // of attempt records
@@ -241,6 +240,34 @@ func setJSON(txn *badger.Txn, key []byte, v any, ttl time.Duration) error {
 		entry = entry.WithTTL(ttl)
 	}
 	return txn.SetEntry(entry)
+}
+
+// valueLogDiscardRatio is the share of a value log file that must be
+// garbage before collection rewrites the file's live entries to a new one.
+const valueLogDiscardRatio = 0.5
+
+// collectValueLog rewrites the value log files that are mostly garbage, one
+// at a time, until none is left or stop is closed, and returns how many it
+// rewrote. Badger learns what is garbage as compactions drop expired and
+// overwritten entries.
+func (s *store) collectValueLog(stop <-chan struct{}) (int, error) {
+	rewritten := 0
+	for {
+		select {
+		case <-stop:
+			return rewritten, nil
+		default:
+		}
+		err := s.db.RunValueLogGC(valueLogDiscardRatio)
+		switch {
+		case err == nil:
+			rewritten++
+		case errors.Is(err, badger.ErrNoRewrite), errors.Is(err, badger.ErrRejected):
+			return rewritten, nil
+		default:
+			return rewritten, fmt.Errorf("value log garbage collection: %w", err)
+		}
+	}
 }
 
 // forget deletes a webhook's state and parked events. Its attempt records

@@ -83,7 +83,6 @@ func (r *receiver) waitCount(n int64, timeout time.Duration) (time.Time, error) 
 // another process at each concurrency, the data directory's fsync and
 // Badger's synced batch appends.
 func (b *bench) measureBaselines(ctx context.Context) error {
-	b.baselines = map[string]float64{}
 
 	port, err := freePort()
 	if err != nil {
