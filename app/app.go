@@ -228,6 +228,11 @@ const (
 	// collection, which rewrites one file at a time, can free the space of
 	// expired attempt records soon.
 	deliveryValueLogFileSize = 64 << 20
+	// tableSize is the size of every table below level 0. A compaction
+	// runs several table builders at once, and each starts with a buffer
+	// of twice the table's size, so Badger's 2 MiB, doubled at each deeper
+	// level, made 8 to 16 MiB per builder with a large log.
+	tableSize = 1 << 20
 	// maxBatchBytes keeps a group commit under Badger's transaction limit,
 	// 15% of the memtable size, as eventlog estimates it.
 	maxBatchBytes = logMemTableSize * 14 / 100
@@ -243,7 +248,9 @@ func OpenDB(dir string, logger *slog.Logger, kind dbKind) (*badger.DB, error) {
 		WithLogger(badgerLogger{logger}).
 		WithNumCompactors(2).
 		WithNumMemtables(2).
+		WithBaseTableSize(tableSize).
 		WithCompression(options.None)
+	opts.TableSizeMultiplier = 1
 	switch kind {
 	case logDB:
 		opts = opts.WithSyncWrites(true).WithMemTableSize(logMemTableSize).WithBlockCacheSize(16 << 20).WithValueThreshold(logValueThreshold)

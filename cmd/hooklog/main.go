@@ -158,6 +158,9 @@ func runServer(args []string, stderr io.Writer) int {
 		return 2
 	}
 
+	gcPercent := setGCPercent()
+	logger.Debug("garbage collector target set", "gogc", gcPercent)
+
 	a, err := app.Open(cfg)
 	if err != nil {
 		logger.Error("hooklog could not start", "error", err)
