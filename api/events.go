@@ -36,14 +36,6 @@ type publishInput struct {
 	Timestamp *string         `json:"timestamp"`
 }
 
-// publishedRecord is the response body of a publish.
-type publishedRecord struct {
-	Seq       uint64 `json:"seq"`
-	ID        string `json:"id"`
-	Event     string `json:"event"`
-	Timestamp string `json:"timestamp"`
-}
-
 // publish appends one event, or a JSON array of events atomically, and
 // responds with 201 once they are durable.
 func (s *Server) publish(w http.ResponseWriter, r *http.Request) error {
@@ -52,13 +44,7 @@ func (s *Server) publish(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 
-	if !utf8.Valid(body) {
-		return badRequest("request body is not valid UTF-8, which JSON requires")
-	}
-	if depth := jsonDepth(body); depth > s.maxJSONDepth {
-		return badRequest("request body nests JSON %d levels deep; at most %d are accepted", depth, s.maxJSONDepth)
-	}
-	entries, isArray, err := decodePublish(body)
+	entries, isArray, err := parsePublish(body, s.maxJSONDepth)
 	if err != nil {
 		return err
 	}
@@ -86,16 +72,52 @@ func (s *Server) publish(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 
-	out := make([]publishedRecord, len(records))
+	var buf []byte
+	if isArray {
+		buf = append(buf, '[')
+	}
 	for i, rec := range records {
-		out[i] = publishedRecord{Seq: rec.Seq, ID: rec.ID.String(), Event: rec.Event, Timestamp: rec.TimestampText()}
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		buf = appendPublished(buf, rec)
 	}
 	if isArray {
-		writeJSON(w, http.StatusCreated, out)
-	} else {
-		writeJSON(w, http.StatusCreated, out[0])
+		buf = append(buf, ']')
 	}
+	writeRawJSON(w, http.StatusCreated, buf)
 	return nil
+}
+
+// appendPublished appends the response object of one published record,
+// {"seq","id","event","timestamp"}. Ids and timestamps have no characters
+// that JSON escapes.
+func appendPublished(buf []byte, rec eventlog.Record) []byte {
+	buf = append(buf, `{"seq":`...)
+	buf = strconv.AppendUint(buf, rec.Seq, 10)
+	buf = append(buf, `,"id":"`...)
+	buf = append(buf, rec.ID.String()...)
+	buf = append(buf, `","event":`...)
+	buf = eventlog.AppendJSONString(buf, rec.Event)
+	buf = append(buf, `,"timestamp":"`...)
+	buf = append(buf, rec.TimestampText()...)
+	return append(buf, `"}`...)
+}
+
+// parsePublish checks that a publish body is UTF-8 and nests JSON at most
+// maxDepth levels deep, and decodes it: the usual body in one pass with
+// scanPublish, any other with decodePublish.
+func parsePublish(body []byte, maxDepth int) ([]eventlog.Entry, bool, error) {
+	if !utf8.Valid(body) {
+		return nil, false, badRequest("request body is not valid UTF-8, which JSON requires")
+	}
+	if inputs, isArray, ok := scanPublish(body, maxDepth); ok {
+		return publishEntries(inputs, isArray)
+	}
+	if depth := jsonDepth(body); depth > maxDepth {
+		return nil, false, badRequest("request body nests JSON %d levels deep; at most %d are accepted", depth, maxDepth)
+	}
+	return decodePublish(body)
 }
 
 // decodePublish parses a publish body: one event object or a non-empty array
@@ -106,23 +128,38 @@ func decodePublish(body []byte) ([]eventlog.Entry, bool, error) {
 		return nil, false, invalidBody(`request body is empty; expected {"event":"…","data":…} or an array of such objects`)
 	}
 
-	isArray := trimmed[0] == '['
-	var inputs []publishInput
+	inputs, isArray, err := decodeInputs(body)
+	if err != nil {
+		return nil, isArray, err
+	}
+	return publishEntries(inputs, isArray)
+}
+
+// decodeInputs decodes a non-empty publish body with encoding/json: one
+// event object or a non-empty array of them.
+func decodeInputs(body []byte) ([]publishInput, bool, error) {
+	trimmed := bytes.TrimLeft(body, " \t\r\n")
+	isArray := len(trimmed) > 0 && trimmed[0] == '['
 	if isArray {
+		var inputs []publishInput
 		if err := decodeStrict(body, &inputs); err != nil {
 			return nil, true, err
 		}
 		if len(inputs) == 0 {
 			return nil, true, badRequest("the array of events is empty; send at least one event")
 		}
-	} else {
-		var in publishInput
-		if err := decodeStrict(body, &in); err != nil {
-			return nil, false, err
-		}
-		inputs = []publishInput{in}
+		return inputs, true, nil
 	}
 
+	var in publishInput
+	if err := decodeStrict(body, &in); err != nil {
+		return nil, false, err
+	}
+	return []publishInput{in}, false, nil
+}
+
+// publishEntries checks decoded publish inputs and returns their entries.
+func publishEntries(inputs []publishInput, isArray bool) ([]eventlog.Entry, bool, error) {
 	entries := make([]eventlog.Entry, len(inputs))
 	for i, in := range inputs {
 		where := ""
@@ -191,13 +228,22 @@ func jsonDepth(data []byte) int {
 }
 
 // readBody reads the request body, which ServeHTTP has limited in size.
+// A body that declares its length is read into one buffer of that size.
 func readBody(r *http.Request) ([]byte, error) {
-	body, err := io.ReadAll(r.Body)
-	if err != nil {
+	if r.ContentLength <= 0 || r.ContentLength > maxPresizedBody {
+		return io.ReadAll(r.Body)
+	}
+	body := make([]byte, r.ContentLength)
+	if _, err := io.ReadFull(r.Body, body); err != nil {
 		return nil, err
 	}
 	return body, nil
 }
+
+// maxPresizedBody is the largest declared length that readBody allocates
+// at once. Longer bodies grow their buffer as they arrive, so a client that
+// declares a long body and sends nothing reserves at most this much.
+const maxPresizedBody = 64 << 10
 
 // decodeStrict decodes exactly one JSON value from body into v.
 func decodeStrict(body []byte, v any) error {
