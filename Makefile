@@ -20,14 +20,15 @@ test-deps:
 # A short run of every fuzz target; FUZZTIME=1m make fuzz runs longer.
 fuzz:
 	go test -run='^$$' -fuzz='^FuzzDecodePublish$$' -fuzztime=$(FUZZTIME) ./api
+	go test -run='^$$' -fuzz='^FuzzScanPublish$$' -fuzztime=$(FUZZTIME) ./api
 	go test -run='^$$' -fuzz='^FuzzWebhookInput$$' -fuzztime=$(FUZZTIME) ./projections
 	go test -run='^$$' -fuzz='^FuzzSignVerify$$' -fuzztime=$(FUZZTIME) ./signature
 	go test -run='^$$' -fuzz='^FuzzParseSecret$$' -fuzztime=$(FUZZTIME) ./signature
 
-# The Go benchmarks of the append, read and delivery paths, then a short
+# The Go benchmarks of the publish, append, read and delivery paths, then a short
 # run of the load tool; under two minutes in all.
 bench:
-	go test -run='^$$' -bench=. -benchtime=2000x ./eventlog ./delivery
+	go test -run='^$$' -bench=. -benchtime=2000x ./eventlog ./delivery ./api
 	go run ./cmd/hooklog-bench --short
 
 # The load tool with full sizes: a 1,000,000-event backlog, several minutes.

@@ -27,11 +27,12 @@ type sizes struct {
 	fanoutEvents   int           // events for the fan-out run, each to 100 webhooks
 	backlogEvents  int           // events appended while the receiver is down
 	dataBytes      int           // bytes of each event's data
+	rounds         int           // alternating runs of the null handler and hooklog per publish concurrency
 }
 
 var (
-	fullSizes  = sizes{duration: 5 * time.Second, deliveryEvents: 50000, fanoutEvents: 2000, backlogEvents: 1000000, dataBytes: 1024}
-	shortSizes = sizes{duration: 2 * time.Second, deliveryEvents: 5000, fanoutEvents: 200, backlogEvents: 20000, dataBytes: 1024}
+	fullSizes  = sizes{duration: 5 * time.Second, deliveryEvents: 50000, fanoutEvents: 2000, backlogEvents: 1000000, dataBytes: 1024, rounds: 3}
+	shortSizes = sizes{duration: 2 * time.Second, deliveryEvents: 5000, fanoutEvents: 200, backlogEvents: 20000, dataBytes: 1024, rounds: 1}
 )
 
 func main() {

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -83,34 +84,11 @@ func (r *receiver) waitCount(n int64, timeout time.Duration) (time.Time, error) 
 // another process at each concurrency, the data directory's fsync and
 // Badger's synced batch appends.
 func (b *bench) measureBaselines(ctx context.Context) error {
-
-	port, err := freePort()
+	url, stop, err := startNull()
 	if err != nil {
 		return err
 	}
-	self, err := os.Executable()
-	if err != nil {
-		return err
-	}
-	null := exec.Command(self, "null", strconv.Itoa(port))
-	if err := null.Start(); err != nil {
-		return err
-	}
-	defer func() {
-		null.Process.Kill()
-		null.Wait()
-	}()
-	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		if resp, err := client.Get(url); err == nil {
-			resp.Body.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("null receiver did not start")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	defer stop()
 
 	body := eventBody("task.created", b.sizes.dataBytes, 0)
 	for _, clients := range []int{1, 16, 64} {
@@ -139,6 +117,40 @@ func (b *bench) measureBaselines(ctx context.Context) error {
 	b.baselines["badger"] = rate
 	b.add(result{scenario: "baseline: Badger synced transactions of 100 × 1 KiB", value: fmt.Sprintf("%.0f events/s", rate)})
 	return nil
+}
+
+// startNull starts the null handler in another process and returns its
+// URL and the function that stops it.
+func startNull() (string, func(), error) {
+	port, err := freePort()
+	if err != nil {
+		return "", nil, err
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return "", nil, err
+	}
+	null := exec.Command(self, "null", strconv.Itoa(port))
+	if err := null.Start(); err != nil {
+		return "", nil, err
+	}
+	stop := func() {
+		null.Process.Kill()
+		null.Wait()
+	}
+
+	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if resp, err := client.Get(url); err == nil {
+			resp.Body.Close()
+			return url, stop, nil
+		}
+		if time.Now().After(deadline) {
+			stop()
+			return "", nil, fmt.Errorf("null handler did not start within 10 s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 func measureFsync(dir string) (time.Duration, error) {
@@ -191,39 +203,79 @@ func measureBadger(dir string, size int, d time.Duration) (float64, error) {
 }
 
 // publishThroughput measures acknowledged publishes per second at 1, 16
-// and 64 concurrent clients, against the null handler at the same
-// concurrency.
+// and 64 concurrent clients. At each concurrency it alternates runs of the
+// null handler and of hooklog, rounds times, and reports the medians: the
+// two share the machine's cores, whose speed varies from one run to the
+// next on a virtual machine.
 func (b *bench) publishThroughput(ctx context.Context) error {
 	s, _, err := b.startServer(b.newDataDir())
 	if err != nil {
 		return err
 	}
 	defer s.stop()
+	nullURL, stopNull, err := startNull()
+	if err != nil {
+		return err
+	}
+	defer stopNull()
 
 	body := eventBody("task.created", b.sizes.dataBytes, 0)
 	for _, clients := range []int{1, 16, 64} {
-		rate, err := closedLoop(ctx, clients, b.sizes.duration, func() error {
-			_, err := post(s.url+"/api/v1/events", body)
-			return err
-		})
-		if err != nil {
-			return err
+		var rates, bases, ratios []float64
+		for range b.sizes.rounds {
+			base, err := closedLoop(ctx, clients, b.sizes.duration, func() error {
+				_, err := post(nullURL, body)
+				return err
+			})
+			if err != nil {
+				return err
+			}
+			rate, err := closedLoop(ctx, clients, b.sizes.duration, func() error {
+				_, err := post(s.url+"/api/v1/events", body)
+				return err
+			})
+			if err != nil {
+				return err
+			}
+			rates, bases, ratios = append(rates, rate), append(bases, base), append(ratios, rate/base)
 		}
 
-		base := b.baselines[fmt.Sprintf("null-%d", clients)]
+		scenario := fmt.Sprintf("publish, %d clients, 1 KiB, durable", clients)
+		if b.sizes.rounds > 1 {
+			scenario += fmt.Sprintf(" (median of %d runs)", b.sizes.rounds)
+		}
 		r := result{
-			scenario: fmt.Sprintf("publish, %d clients, 1 KiB, durable", clients),
-			value:    fmt.Sprintf("%.0f events/s", rate),
-			baseline: fmt.Sprintf("%.0f req/s null handler", base),
-			ratio:    ratio(rate, base),
+			scenario: scenario,
+			value:    fmt.Sprintf("%.0f events/s", median(rates)),
+			baseline: fmt.Sprintf("%.0f req/s null handler, run before each", median(bases)),
+			ratio:    fmt.Sprintf("%.2f (runs: %s)", median(ratios), joinRatios(ratios)),
 		}
 		if clients == 64 {
-			r.target, r.met = "≥ 0.35", yesNo(base > 0 && rate/base >= 0.35)
+			r.target, r.met = "≥ 0.35", yesNo(median(ratios) >= 0.35)
 		}
 		r.peakRSS, r.goroutines = s.usage()
 		b.add(r)
 	}
 	return nil
+}
+
+// median returns the middle value of values, or the mean of the two middle
+// ones.
+func median(values []float64) float64 {
+	sorted := slices.Sorted(slices.Values(values))
+	n := len(sorted)
+	if n%2 == 1 {
+		return sorted[n/2]
+	}
+	return (sorted[n/2-1] + sorted[n/2]) / 2
+}
+
+func joinRatios(ratios []float64) string {
+	parts := make([]string, len(ratios))
+	for i, r := range ratios {
+		parts[i] = fmt.Sprintf("%.2f", r)
+	}
+	return strings.Join(parts, ", ")
 }
 
 func ratio(value, base float64) string {
