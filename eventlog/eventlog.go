@@ -633,20 +633,16 @@ func (l *Log) Read(q Query) ([]Record, error) {
 		}
 
 		seqs := indexedSeqs(txn, q)
-		records = make([]Record, 0, len(seqs))
-		size := 0
-		for _, seq := range seqs {
-			if q.MaxBytes > 0 && size >= q.MaxBytes {
-				break
-			}
-			r, err := getRecord(txn, seq)
-			if err != nil {
-				return err
-			}
-			records = append(records, r)
-			size += len(r.Data)
+		if len(seqs) == 0 {
+			return nil
 		}
-		return nil
+		var err error
+		if span := seqs[len(seqs)-1] - seqs[0] + 1; span <= 2*uint64(len(seqs)) {
+			records, err = scanSeqs(txn, seqs, q.MaxBytes)
+		} else {
+			records, err = getSeqs(txn, seqs, q.MaxBytes)
+		}
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("read after seq %d: %w", q.After, err)
@@ -674,11 +670,60 @@ func readRange(txn *badger.Txn, q Query) ([]Record, error) {
 			break
 		}
 
-		value, err := item.ValueCopy(nil)
+		r, err := itemRecord(item, seq)
 		if err != nil {
 			return nil, err
 		}
-		r, err := decodeRecord(seq, value)
+		records = append(records, r)
+		size += len(r.Data)
+	}
+	return records, nil
+}
+
+// scanSeqs returns the records of seqs, which are in order and dense, with
+// one iterator over their range: one seek into each level of the LSM tree
+// instead of one per record, as getSeqs does. It stops once the data
+// reaches maxBytes, after at least one record.
+func scanSeqs(txn *badger.Txn, seqs []uint64, maxBytes int) ([]Record, error) {
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixEvent}})
+	defer it.Close()
+
+	records := make([]Record, 0, len(seqs))
+	size := 0
+	for it.Seek(eventKey(seqs[0])); it.Valid() && len(seqs) > 0; it.Next() {
+		if maxBytes > 0 && size >= maxBytes {
+			break
+		}
+		item := it.Item()
+		seq := binary.BigEndian.Uint64(item.Key()[1:])
+		if seq != seqs[0] {
+			continue // a record of another name
+		}
+		seqs = seqs[1:]
+
+		r, err := itemRecord(item, seq)
+		if err != nil {
+			return nil, err
+		}
+		records = append(records, r)
+		size += len(r.Data)
+	}
+	if len(seqs) > 0 && (maxBytes <= 0 || size < maxBytes) {
+		return nil, fmt.Errorf("record seq %d is in the index but not in the log: %w", seqs[0], ErrNotFound)
+	}
+	return records, nil
+}
+
+// getSeqs returns the records of seqs with one lookup each. It stops once
+// the data reaches maxBytes, after at least one record.
+func getSeqs(txn *badger.Txn, seqs []uint64, maxBytes int) ([]Record, error) {
+	records := make([]Record, 0, len(seqs))
+	size := 0
+	for _, seq := range seqs {
+		if maxBytes > 0 && size >= maxBytes {
+			break
+		}
+		r, err := getRecord(txn, seq)
 		if err != nil {
 			return nil, err
 		}
@@ -745,6 +790,11 @@ func getRecord(txn *badger.Txn, seq uint64) (Record, error) {
 		return Record{}, err
 	}
 
+	return itemRecord(item, seq)
+}
+
+// itemRecord decodes the record seq from its item.
+func itemRecord(item *badger.Item, seq uint64) (Record, error) {
 	value, err := item.ValueCopy(nil)
 	if err != nil {
 		return Record{}, err

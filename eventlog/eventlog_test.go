@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -446,5 +447,65 @@ func TestEventAppendedWakesOnlyItsName(t *testing.T) {
 	}
 	if head, _ := l.EventAppended("task.created"); head != 2 {
 		t.Errorf("head = %d, want 2", head)
+	}
+}
+
+// TestReadByEventDenseAndSparse reads one name's records when they are
+// dense in the log, which takes one iterator, and when they are sparse,
+// which takes one lookup each, and checks that both find the same records.
+func TestReadByEventDenseAndSparse(t *testing.T) {
+	l := openLog(t, Options{})
+	var created []uint64
+	for i := range 60 {
+		event := "task.updated"
+		// Dense at first (every other record), then one in ten.
+		if (i < 20 && i%2 == 0) || (i >= 20 && i%10 == 0) {
+			event = "task.created"
+		}
+		r := appendOne(t, l, event, fmt.Sprintf(`{"i":%d}`, i))
+		if event == "task.created" {
+			created = append(created, r.Seq)
+		}
+	}
+
+	for _, q := range []Query{
+		{After: 0, Limit: 5, Events: []string{"task.created"}},  // seqs 1 to 9: dense
+		{After: 20, Limit: 4, Events: []string{"task.created"}}, // seqs 21 to 51: sparse
+		{After: 0, Limit: 100, Events: []string{"task.created"}},
+	} {
+		records, err := l.Read(q)
+		if err != nil {
+			t.Fatalf("read %+v: %v", q, err)
+		}
+		var want []uint64
+		for _, seq := range created {
+			if seq > q.After && len(want) < q.Limit {
+				want = append(want, seq)
+			}
+		}
+		var got []uint64
+		for _, r := range records {
+			got = append(got, r.Seq)
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("read %+v: seqs %v, expected %v", q, got, want)
+		}
+	}
+}
+
+// TestReadByEventMissingRecord deletes a record that the name index still
+// lists and checks that reading it fails with ErrNotFound.
+func TestReadByEventMissingRecord(t *testing.T) {
+	l := openLog(t, Options{})
+	for range 4 {
+		appendOne(t, l, "task.created", `{}`)
+	}
+	if err := l.db.Update(func(txn *badger.Txn) error { return txn.Delete(eventKey(3)) }); err != nil {
+		t.Fatal(err)
+	}
+
+	_, err := l.Read(Query{Limit: 10, Events: []string{"task.created"}})
+	if !errors.Is(err, ErrNotFound) {
+		t.Fatalf("read with seq 3 missing: error %v, expected ErrNotFound", err)
 	}
 }
