@@ -27,7 +27,9 @@ type receiver struct {
 	srv       *http.Server
 	url       string
 	count     atomic.Int64
+	strays    atomic.Int64 // requests to other paths than only
 	latency   bool
+	only      string // when set, the one path counted; others get 503
 	mu        sync.Mutex
 	latencies []time.Duration
 }
@@ -47,6 +49,11 @@ var sentKey = []byte(`"sent":`)
 
 func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	body, _ := io.ReadAll(req.Body)
+	if r.only != "" && req.URL.Path != r.only {
+		r.strays.Add(1)
+		w.WriteHeader(http.StatusServiceUnavailable)
+		return
+	}
 	if r.latency {
 		if i := bytes.Index(body, sentKey); i >= 0 {
 			rest := body[i+len(sentKey):]
@@ -501,11 +508,17 @@ func (b *bench) catchUp(ctx context.Context) error {
 	if _, err := s.createWebhook("task.created", "http://"+addr+"/hook", "new"); err != nil {
 		return err
 	}
+	// The 99 others share one port where nothing listens. It must differ
+	// from the receiver's: a webhook that reached the receiver too would
+	// be counted as the drain's deliveries.
+	down, err := freePort()
+	for err == nil && down == port {
+		down, err = freePort()
+	}
+	if err != nil {
+		return err
+	}
 	for i := range 99 {
-		down, err := freePort()
-		if err != nil {
-			return err
-		}
 		if _, err := s.createWebhook("task.created", fmt.Sprintf("http://127.0.0.1:%d/w/%d", down, i), "new"); err != nil {
 			return err
 		}
@@ -525,6 +538,7 @@ func (b *bench) catchUp(ctx context.Context) error {
 		return err
 	}
 	defer recv.close()
+	recv.only = "/hook"
 	up := time.Now()
 	began, err := recv.waitCount(1, time.Minute)
 	if err != nil {
@@ -533,6 +547,10 @@ func (b *bench) catchUp(ctx context.Context) error {
 	end, err := recv.waitCount(int64(n), 60*time.Minute)
 	if err != nil {
 		return err
+	}
+
+	if strays := recv.strays.Load(); strays > 0 {
+		return fmt.Errorf("the receiver got %d requests of other webhooks, so the drain rate would be wrong", strays)
 	}
 
 	// The drain counts from the first delivery: before it, the webhook
