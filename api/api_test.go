@@ -293,7 +293,8 @@ func TestWebhooksAPI(t *testing.T) {
 		{"GET", "/api/v1/webhooks?perPage=101", "", 400, "invalid.query", []string{"1 to 100"}},
 		{"GET", "/api/v1/webhooks?page=-1", "", 400, "invalid.query", []string{"page"}},
 		{"GET", "/api/v1/webhooks?page=x", "", 400, "invalid.query", []string{`"x"`}},
-		{"PATCH", "/api/v1/webhooks", "", 405, "method.not.allowed", []string{"PATCH"}},
+		{"PATCH", "/api/v1/webhooks", "", 405, "method.not.allowed", []string{"PATCH", "GET, POST"}},
+		{"POST", "/api/v1/webhooks/" + id + "/status", "", 405, "method.not.allowed", []string{"POST", "allowed methods are GET"}},
 		{"GET", "/api/v1/nothing", "", 404, "not.found", []string{"/api/v1/nothing"}},
 	} {
 		t.Run(tt.method+" "+tt.path, func(t *testing.T) {
@@ -303,6 +304,24 @@ func TestWebhooksAPI(t *testing.T) {
 	}
 	if h := a.log.Head(); h != head {
 		t.Errorf("head = %d, want %d: rejected requests append nothing", h, head)
+	}
+}
+
+func TestMethodNotAllowedListsAllowedMethods(t *testing.T) {
+	a := newTestAPI(t, 0)
+	for path, want := range map[string]string{
+		"/api/v1/events":           "GET, POST",
+		"/api/v1/webhooks/x":       "GET, PUT, DELETE",
+		"/api/v1/webhooks/x/pause": "POST",
+		"/health":                  "GET",
+	} {
+		resp, _ := a.do(http.MethodPatch, path, "")
+		if resp.StatusCode != http.StatusMethodNotAllowed {
+			t.Errorf("PATCH %s: status %d, expected 405", path, resp.StatusCode)
+		}
+		if got := resp.Header.Get("Allow"); got != want {
+			t.Errorf("PATCH %s: Allow %q, expected %q", path, got, want)
+		}
 	}
 }
 

@@ -7,6 +7,7 @@ package api
 import (
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -134,10 +135,27 @@ func New(cfg Config) *Server {
 	r.NotFoundHandler = s.handle(func(w http.ResponseWriter, r *http.Request) error {
 		return notFound("no route for %s %s", r.Method, r.URL.Path)
 	})
-	r.MethodNotAllowedHandler = s.handle(func(w http.ResponseWriter, r *http.Request) error {
-		return methodNotAllowed("method %s is not allowed on %s", r.Method, r.URL.Path)
+	r.MethodNotAllowedHandler = s.handle(func(w http.ResponseWriter, req *http.Request) error {
+		allowed := allowedMethods(r, req)
+		w.Header().Set("Allow", strings.Join(allowed, ", "))
+		return methodNotAllowed("method %s is not allowed on %s; allowed methods are %s", req.Method, req.URL.Path, strings.Join(allowed, ", "))
 	})
 	return s
+}
+
+// allowedMethods returns the methods that router serves for req's path, as
+// the Allow header of a 405 response lists them.
+func allowedMethods(router *mux.Router, req *http.Request) []string {
+	var allowed []string
+	for _, method := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete} {
+		probe := req.Clone(req.Context())
+		probe.Method = method
+		var match mux.RouteMatch
+		if router.Match(probe, &match) && match.MatchErr == nil {
+			allowed = append(allowed, method)
+		}
+	}
+	return allowed
 }
 
 // ServeHTTP limits the request body, checks the token, routes the request
