@@ -1,11 +1,15 @@
 package api
 
 import (
+	"bufio"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -331,4 +335,47 @@ func TestHealth(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || !strings.Contains(body, `"status":"ok"`) {
 		t.Errorf("health = %d %s", resp.StatusCode, body)
 	}
+}
+
+// rawRequest writes a request over a new connection, closes the sending
+// side and returns the response.
+func (a *testAPI) rawRequest(request string) (*http.Response, string) {
+	a.t.Helper()
+	conn, err := net.Dial("tcp", strings.TrimPrefix(a.url, "http://"))
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := io.WriteString(conn, request); err != nil {
+		a.t.Fatal(err)
+	}
+	conn.(*net.TCPConn).CloseWrite()
+
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		a.t.Fatalf("read response: %v", err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp, string(body)
+}
+
+func TestBodyShorterThanContentLength(t *testing.T) {
+	a := newTestAPI(t, 0)
+	head := a.log.Head()
+	for _, length := range []int{50, 100000} {
+		body := `{"event":"task.created","data":{"a":1}}`
+		resp, answer := a.rawRequest(fmt.Sprintf("POST /api/v1/events HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s", length, body))
+		checkError(t, resp, answer, http.StatusBadRequest, "bad.request", "Content-Length", strconv.Itoa(length))
+	}
+	if h := a.log.Head(); h != head {
+		t.Errorf("head = %d, want %d: a cut body appends nothing", h, head)
+	}
+}
+
+func TestContentLengthOverLimit(t *testing.T) {
+	a := newTestAPI(t, 1000)
+	// The body is not sent: the limit applies to what the request declares.
+	resp, answer := a.rawRequest("POST /api/v1/events HTTP/1.1\r\nHost: x\r\nContent-Length: 104857600\r\n\r\n")
+	checkError(t, resp, answer, http.StatusRequestEntityTooLarge, "payload.too.large", "1000 bytes")
 }

@@ -41,7 +41,8 @@ func (s *Server) needsToken(path string) bool {
 	return true
 }
 
-// serveAuthorized checks the bearer token where one is needed, then routes.
+// serveAuthorized checks the bearer token where one is needed and the
+// declared body size, then routes.
 func (s *Server) serveAuthorized(w http.ResponseWriter, r *http.Request) {
 	if s.needsToken(r.URL.Path) {
 		scheme, token, _ := strings.Cut(r.Header.Get("Authorization"), " ")
@@ -50,6 +51,12 @@ func (s *Server) serveAuthorized(w http.ResponseWriter, r *http.Request) {
 			writeError(w, unauthorized("missing or invalid API token; send it as Authorization: Bearer TOKEN"))
 			return
 		}
+	}
+	if r.ContentLength > s.maxBody {
+		// Rejected before the body is read, so the client learns it at
+		// once and need not send the body.
+		writeError(w, toError(&http.MaxBytesError{Limit: s.maxBody}))
+		return
 	}
 	s.router.ServeHTTP(w, r)
 }

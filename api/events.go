@@ -230,11 +230,18 @@ func jsonDepth(data []byte) int {
 // readBody reads the request body, which ServeHTTP has limited in size.
 // A body that declares its length is read into one buffer of that size.
 func readBody(r *http.Request) ([]byte, error) {
+	var body []byte
+	var err error
 	if r.ContentLength <= 0 || r.ContentLength > maxPresizedBody {
-		return io.ReadAll(r.Body)
+		body, err = io.ReadAll(r.Body)
+	} else {
+		body = make([]byte, r.ContentLength)
+		_, err = io.ReadFull(r.Body, body)
 	}
-	body := make([]byte, r.ContentLength)
-	if _, err := io.ReadFull(r.Body, body); err != nil {
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		return nil, badRequest("request body ended after fewer bytes than its Content-Length of %d", r.ContentLength)
+	}
+	if err != nil {
 		return nil, err
 	}
 	return body, nil

@@ -3,9 +3,11 @@ package main
 import (
 	"os"
 	"runtime/debug"
+	"strconv"
+	"strings"
 )
 
-// defaultGCPercent is the garbage collector's target when GOGC is not set.
+// defaultGCPercent is the garbage collector's target unless GOGC sets one.
 // Most of hooklog's heap is Badger's memtables and table builders, which
 // are allocated in pieces of megabytes, and Go's default of 100 lets the
 // heap grow to twice its live data between collections. In one run of a
@@ -15,14 +17,26 @@ import (
 const defaultGCPercent = 50
 
 // setGCPercent applies defaultGCPercent unless the GOGC environment variable
-// is set, which the Go runtime has already applied. It returns the percent
-// in effect.
-func setGCPercent() int {
-	if _, ok := os.LookupEnv("GOGC"); ok {
+// holds a value the Go runtime accepts, "off" or a number, which the runtime
+// has already applied. It returns the percent in effect, and whether GOGC
+// was set but empty or invalid, which the runtime reads as 100.
+func setGCPercent() (percent int, invalid bool) {
+	value, set := os.LookupEnv("GOGC")
+	if set && (value == "off" || validPercent(value)) {
 		current := debug.SetGCPercent(100)
 		debug.SetGCPercent(current)
-		return current
+		return current, false
 	}
 	debug.SetGCPercent(defaultGCPercent)
-	return defaultGCPercent
+	return defaultGCPercent, set
+}
+
+// validPercent reports whether the Go runtime reads value as a number: an
+// optional minus sign and digits.
+func validPercent(value string) bool {
+	if strings.HasPrefix(value, "+") {
+		return false
+	}
+	_, err := strconv.Atoi(value)
+	return err == nil
 }

@@ -14,8 +14,8 @@ func TestGCPercentDefaultAndGOGC(t *testing.T) {
 	// first case.
 	t.Setenv("GOGC", "")
 	os.Unsetenv("GOGC")
-	if got := setGCPercent(); got != defaultGCPercent {
-		t.Errorf("without GOGC: setGCPercent returned %d, expected %d", got, defaultGCPercent)
+	if got, invalid := setGCPercent(); got != defaultGCPercent || invalid {
+		t.Errorf("without GOGC: setGCPercent returned %d, %v, expected %d, false", got, invalid, defaultGCPercent)
 	}
 	if got := debug.SetGCPercent(100); got != defaultGCPercent {
 		t.Errorf("without GOGC: the runtime's percent is %d, expected %d", got, defaultGCPercent)
@@ -25,10 +25,22 @@ func TestGCPercentDefaultAndGOGC(t *testing.T) {
 	// would have read.
 	t.Setenv("GOGC", "80")
 	debug.SetGCPercent(80)
-	if got := setGCPercent(); got != 80 {
-		t.Errorf("with GOGC=80: setGCPercent returned %d, expected 80", got)
+	if got, invalid := setGCPercent(); got != 80 || invalid {
+		t.Errorf("with GOGC=80: setGCPercent returned %d, %v, expected 80, false", got, invalid)
 	}
 	if got := debug.SetGCPercent(100); got != 80 {
 		t.Errorf("with GOGC=80: the runtime's percent is %d, expected 80", got)
+	}
+
+	// The runtime reads an empty or invalid GOGC as 100.
+	for _, value := range []string{"", "abc"} {
+		t.Setenv("GOGC", value)
+		debug.SetGCPercent(100)
+		if got, invalid := setGCPercent(); got != defaultGCPercent || !invalid {
+			t.Errorf("with GOGC=%q: setGCPercent returned %d, %v, expected %d, true", value, got, invalid, defaultGCPercent)
+		}
+		if got := debug.SetGCPercent(100); got != defaultGCPercent {
+			t.Errorf("with GOGC=%q: the runtime's percent is %d, expected %d", value, got, defaultGCPercent)
+		}
 	}
 }

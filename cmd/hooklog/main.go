@@ -158,7 +158,10 @@ func runServer(args []string, stderr io.Writer) int {
 		return 2
 	}
 
-	gcPercent := setGCPercent()
+	gcPercent, invalid := setGCPercent()
+	if invalid {
+		logger.Warn(`invalid GOGC: expected "off" or a number; using the server's default`, "gogc_value", os.Getenv("GOGC"), "gogc", gcPercent)
+	}
 	logger.Debug("garbage collector target set", "gogc", gcPercent)
 
 	a, err := app.Open(cfg)
