@@ -379,3 +379,25 @@ func TestContentLengthOverLimit(t *testing.T) {
 	resp, answer := a.rawRequest("POST /api/v1/events HTTP/1.1\r\nHost: x\r\nContent-Length: 104857600\r\n\r\n")
 	checkError(t, resp, answer, http.StatusRequestEntityTooLarge, "payload.too.large", "1000 bytes")
 }
+
+func TestEventTooLargeMessage(t *testing.T) {
+	db, err := badger.Open(badger.DefaultOptions(t.TempDir()).WithLogger(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	l, err := eventlog.Open(db, eventlog.Options{MaxEventBytes: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+
+	_, err = l.Append(t.Context(), []eventlog.Entry{{Event: "task.created", Data: []byte(`"` + strings.Repeat("x", 200) + `"`)}})
+	got := toError(err)
+	if got.Status != http.StatusRequestEntityTooLarge {
+		t.Errorf("status %d, expected 413", got.Status)
+	}
+	if want := `event "task.created" of 202 bytes (limit 100)`; got.Message != want {
+		t.Errorf("message %q, expected %q", got.Message, want)
+	}
+}

@@ -88,7 +88,13 @@ func toError(err error) *Error {
 	case errors.Is(err, eventlog.ErrNotFound):
 		return notFound("%s", err.Error())
 	case errors.Is(err, eventlog.ErrBatchTooLarge), errors.Is(err, eventlog.ErrEventTooLarge):
-		return tooLarge("%s", strings.TrimPrefix(err.Error(), "append "))
+		// The message without the log's own prefix and sentinel, such as
+		// `event "task.created" of 2000 bytes (limit 1000)`.
+		message := strings.TrimPrefix(err.Error(), "append ")
+		for _, sentinel := range []error{eventlog.ErrBatchTooLarge, eventlog.ErrEventTooLarge} {
+			message = strings.TrimSuffix(message, ": "+sentinel.Error())
+		}
+		return tooLarge("%s", message)
 	case errors.Is(err, diskspace.ErrFull):
 		return &Error{Status: http.StatusInsufficientStorage, Code: "100.000.0507", Err: "insufficient.storage",
 			Message: "the event was not stored: " + err.Error() + "; free disk space and publish again"}
