@@ -696,8 +696,11 @@ func scanSeqs(txn *badger.Txn, seqs []uint64, maxBytes int) ([]Record, error) {
 		}
 		item := it.Item()
 		seq := binary.BigEndian.Uint64(item.Key()[1:])
-		if seq != seqs[0] {
+		if seq < seqs[0] {
 			continue // a record of another name
+		}
+		if seq > seqs[0] {
+			break // seqs[0] is missing from the log
 		}
 		seqs = seqs[1:]
 
