@@ -228,7 +228,7 @@ func (b *bench) publishThroughput(ctx context.Context) error {
 
 	body := eventBody("task.created", b.sizes.dataBytes, 0)
 	for _, clients := range []int{1, 16, 64} {
-		var rates, bases, ratios []float64
+		var runs alternation
 		for range b.sizes.rounds {
 			base, err := closedLoop(ctx, clients, b.sizes.duration, func() error {
 				_, err := post(nullURL, body)
@@ -244,21 +244,12 @@ func (b *bench) publishThroughput(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
-			rates, bases, ratios = append(rates, rate), append(bases, base), append(ratios, rate/base)
+			runs.add(rate, base)
 		}
 
-		scenario := fmt.Sprintf("publish, %d clients, 1 KiB, durable", clients)
-		if b.sizes.rounds > 1 {
-			scenario += fmt.Sprintf(" (median of %d runs)", b.sizes.rounds)
-		}
-		r := result{
-			scenario: scenario,
-			value:    fmt.Sprintf("%.0f events/s", median(rates)),
-			baseline: fmt.Sprintf("%.0f req/s null handler, run before each", median(bases)),
-			ratio:    fmt.Sprintf("%.2f (runs: %s)", median(ratios), joinRatios(ratios)),
-		}
+		r := runs.result(fmt.Sprintf("publish, %d clients, 1 KiB, durable", clients), "events/s", "req/s null handler")
 		if clients == 64 {
-			r.target, r.met = "≥ 0.35", yesNo(median(ratios) >= 0.35)
+			r.target, r.met = "≥ 0.35", yesNo(runs.ratio() >= 0.35)
 		}
 		r.peakRSS, r.goroutines = s.usage()
 		b.add(r)
@@ -277,12 +268,39 @@ func median(values []float64) float64 {
 	return (sorted[n/2-1] + sorted[n/2]) / 2
 }
 
-func joinRatios(ratios []float64) string {
-	parts := make([]string, len(ratios))
-	for i, r := range ratios {
+// alternation collects the runs of a scenario that alternates the null
+// handler and hooklog: hooklog's rate and the null handler's of each run.
+type alternation struct {
+	rates, bases, ratios []float64
+}
+
+func (a *alternation) add(rate, base float64) {
+	a.rates = append(a.rates, rate)
+	a.bases = append(a.bases, base)
+	a.ratios = append(a.ratios, rate/base)
+}
+
+// ratio returns the median of the runs' ratios.
+func (a *alternation) ratio() float64 {
+	return median(a.ratios)
+}
+
+// result returns the report row of the runs, with their medians and the
+// ratio of each run.
+func (a *alternation) result(scenario, unit, baseUnit string) result {
+	if len(a.ratios) > 1 {
+		scenario += fmt.Sprintf(" (median of %d runs)", len(a.ratios))
+	}
+	parts := make([]string, len(a.ratios))
+	for i, r := range a.ratios {
 		parts[i] = fmt.Sprintf("%.2f", r)
 	}
-	return strings.Join(parts, ", ")
+	return result{
+		scenario: scenario,
+		value:    fmt.Sprintf("%.0f %s", median(a.rates), unit),
+		baseline: fmt.Sprintf("%.0f %s, run before each", median(a.bases), baseUnit),
+		ratio:    fmt.Sprintf("%.2f (runs: %s)", a.ratio(), strings.Join(parts, ", ")),
+	}
 }
 
 func ratio(value, base float64) string {
@@ -422,7 +440,7 @@ func (b *bench) orderedDelivery(ctx context.Context) error {
 
 	n := b.sizes.deliveryEvents
 	body := eventBody("task.created", b.sizes.dataBytes, 0)
-	var rates, bases, ratios []float64
+	var runs alternation
 	var peakRSS, goroutines string // of the run with the highest peak
 	var highest int64
 	for range b.sizes.rounds {
@@ -437,27 +455,17 @@ func (b *bench) orderedDelivery(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		rates, bases, ratios = append(rates, run.rate), append(bases, base), append(ratios, run.rate/base)
+		runs.add(run.rate, base)
 		if run.peak >= highest {
 			highest, peakRSS, goroutines = run.peak, run.peakRSS, run.goroutines
 		}
 	}
 
-	b.baselines["delivery"] = median(rates)
-	scenario := fmt.Sprintf("one webhook, ordered delivery of %d events", n)
-	if b.sizes.rounds > 1 {
-		scenario += fmt.Sprintf(" (median of %d runs)", b.sizes.rounds)
-	}
-	b.add(result{
-		scenario:   scenario,
-		value:      fmt.Sprintf("%.0f events/s", median(rates)),
-		baseline:   fmt.Sprintf("%.0f req/s null handler, 1 client, run before each", median(bases)),
-		ratio:      fmt.Sprintf("%.2f (runs: %s)", median(ratios), joinRatios(ratios)),
-		target:     "≥ 0.5",
-		met:        yesNo(median(ratios) >= 0.5),
-		peakRSS:    peakRSS,
-		goroutines: goroutines,
-	})
+	b.baselines["delivery"] = median(runs.rates)
+	r := runs.result(fmt.Sprintf("one webhook, ordered delivery of %d events", n), "events/s", "req/s null handler, 1 client")
+	r.target, r.met = "≥ 0.5", yesNo(runs.ratio() >= 0.5)
+	r.peakRSS, r.goroutines = peakRSS, goroutines
+	b.add(r)
 	return nil
 }
 
