@@ -64,7 +64,13 @@ func TestFailureLogIsRateLimited(t *testing.T) {
 	h.clock().Advance(time.Minute)
 	recv.waitFor(t, 11)
 	h.waitState(hook.UUID, func(st State) bool { return st.Attempts == 11 })
+	// The worker stores the attempt before it logs it, so the line may
+	// follow the state by a moment.
 	got := logs.lines(`"msg":"delivery attempt failed"`)
+	for deadline := time.Now().Add(5 * time.Second); len(got) < 4 && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+		got = logs.lines(`"msg":"delivery attempt failed"`)
+	}
 	if len(got) != 4 || !strings.Contains(got[3], `"failures_not_logged":7`) {
 		t.Errorf("lines after a minute = %d, last %q; want 4, the last with failures_not_logged 7", len(got), got[len(got)-1])
 	}
