@@ -56,8 +56,8 @@ func scanPublish(body []byte, maxDepth int) (inputs []publishInput, isArray, ok 
 	return inputs, isArray, true
 }
 
-// jsonScanner validates JSON in one pass: a position in data, the current
-// nesting and its limit.
+// jsonScanner validates JSON in one pass. It keeps a position in data and
+// the current nesting with its limit.
 type jsonScanner struct {
 	data     []byte
 	pos      int
