@@ -228,6 +228,12 @@ const (
 	// collection, which rewrites one file at a time, can free the space of
 	// expired attempt records soon.
 	deliveryValueLogFileSize = 64 << 20
+	// logValueLogFileSize bounds the start-up time. When Badger (v4.9.6)
+	// opens a database, it reads the whole value log file written last to
+	// find where its valid entries end, and then starts a new file. With
+	// Badger's default of 1 GiB, a restart after a run that appended a
+	// gigabyte of events took 0.45 s with the file in the page cache.
+	logValueLogFileSize = 64 << 20
 	// tableSize is the size of every table below level 0. A compaction
 	// runs several table builders at once, and each starts with a buffer
 	// of twice the table's size, so Badger's 2 MiB, doubled at each deeper
@@ -253,7 +259,8 @@ func OpenDB(dir string, logger *slog.Logger, kind dbKind) (*badger.DB, error) {
 	opts.TableSizeMultiplier = 1
 	switch kind {
 	case logDB:
-		opts = opts.WithSyncWrites(true).WithMemTableSize(logMemTableSize).WithBlockCacheSize(16 << 20).WithValueThreshold(logValueThreshold)
+		opts = opts.WithSyncWrites(true).WithMemTableSize(logMemTableSize).WithBlockCacheSize(16 << 20).WithValueThreshold(logValueThreshold).
+			WithValueLogFileSize(logValueLogFileSize)
 	case deliveryDB:
 		// Each webhook's worker writes only its own keys, so transactions
 		// cannot conflict and Badger need not track their reads.
