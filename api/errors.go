@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strings"
 
 	"github.com/hooklog/hooklog/delivery"
 	"github.com/hooklog/hooklog/eventlog"
@@ -76,6 +75,7 @@ func toError(err error) *Error {
 	var apiErr *Error
 	var validation *projections.ValidationError
 	var maxBytes *http.MaxBytesError
+	var size *eventlog.SizeError
 	switch {
 	case errors.As(err, &apiErr):
 		return apiErr
@@ -87,14 +87,8 @@ func toError(err error) *Error {
 		return notFound("%s", err.Error())
 	case errors.Is(err, eventlog.ErrNotFound):
 		return notFound("%s", err.Error())
-	case errors.Is(err, eventlog.ErrBatchTooLarge), errors.Is(err, eventlog.ErrEventTooLarge):
-		// The message without the log's own prefix and sentinel, such as
-		// `event "task.created" of 2000 bytes (limit 1000)`.
-		message := strings.TrimPrefix(err.Error(), "append ")
-		for _, sentinel := range []error{eventlog.ErrBatchTooLarge, eventlog.ErrEventTooLarge} {
-			message = strings.TrimSuffix(message, ": "+sentinel.Error())
-		}
-		return tooLarge("%s", message)
+	case errors.As(err, &size):
+		return tooLarge("%s", size.Detail)
 	case errors.Is(err, diskspace.ErrFull):
 		return &Error{Status: http.StatusInsufficientStorage, Code: "100.000.0507", Err: "insufficient.storage",
 			Message: "the event was not stored: " + err.Error() + "; free disk space and publish again"}

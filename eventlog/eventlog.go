@@ -36,6 +36,21 @@ var (
 	ErrEventTooLarge = errors.New("eventlog: event too large")
 )
 
+// SizeError is returned by Append for an event or a batch over a limit.
+// It wraps ErrEventTooLarge or ErrBatchTooLarge.
+type SizeError struct {
+	Limit  error  // ErrEventTooLarge or ErrBatchTooLarge
+	Detail string // what exceeds which limit, such as `event "task.created" of 2000 bytes (limit 1000)`
+}
+
+func (e *SizeError) Error() string {
+	return "append " + e.Detail + ": " + e.Limit.Error()
+}
+
+func (e *SizeError) Unwrap() error {
+	return e.Limit
+}
+
 // Defaults for Options.
 const (
 	DefaultMaxBatchBytes  = 8 << 20
@@ -353,13 +368,14 @@ func (l *Log) submit(ctx context.Context, entries []Entry, idem *Idempotency) (a
 			return appendResult{}, fmt.Errorf("append event %q: name must have 1 to %d bytes", e.Event, maxEventNameLen)
 		}
 		if l.opts.MaxEventBytes > 0 && len(e.Data) > l.opts.MaxEventBytes {
-			return appendResult{}, fmt.Errorf("append event %q of %d bytes (limit %d): %w", e.Event, len(e.Data), l.opts.MaxEventBytes, ErrEventTooLarge)
+			return appendResult{}, &SizeError{Limit: ErrEventTooLarge,
+				Detail: fmt.Sprintf("event %q of %d bytes (limit %d)", e.Event, len(e.Data), l.opts.MaxEventBytes)}
 		}
 		size += l.entrySize(e)
 	}
 	if size > l.opts.MaxBatchBytes || len(entries) > l.opts.MaxBatchEvents {
-		return appendResult{}, fmt.Errorf("append %d events of %d bytes (limits: %d events, %d bytes): %w",
-			len(entries), size, l.opts.MaxBatchEvents, l.opts.MaxBatchBytes, ErrBatchTooLarge)
+		return appendResult{}, &SizeError{Limit: ErrBatchTooLarge,
+			Detail: fmt.Sprintf("%d events of %d bytes (limits: %d events, %d bytes)", len(entries), size, l.opts.MaxBatchEvents, l.opts.MaxBatchBytes)}
 	}
 
 	req := &appendRequest{entries: entries, idem: idem, size: size, arrived: time.Now(), result: make(chan appendResult, 1)}
