@@ -107,6 +107,32 @@ func TestPublishOne(t *testing.T) {
 	}
 }
 
+func TestByteOrderMarkIgnored(t *testing.T) {
+	a := newTestAPI(t, 0)
+	const bom = "\ufeff"
+
+	for _, body := range []string{
+		bom + `{"event":"task.created","data":{"n":1}}`,
+		bom + `[{"event":"task.created","data":{"n":2}}]`,
+	} {
+		if resp, answer := a.do(http.MethodPost, "/api/v1/events", body); resp.StatusCode != http.StatusCreated {
+			t.Errorf("publish %q: status %d, want 201: %s", body, resp.StatusCode, answer)
+		}
+	}
+	if h := a.log.Head(); h != 2 {
+		t.Errorf("head = %d, want 2", h)
+	}
+
+	resp, answer := a.do(http.MethodPost, "/api/v1/webhooks", bom+`{"event":"task.created","url":"http://127.0.0.1:4000/hook"}`)
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("create webhook: status %d, want 200: %s", resp.StatusCode, answer)
+	}
+
+	// Only a mark at the very start is ignored.
+	resp, answer = a.do(http.MethodPost, "/api/v1/events", " "+bom+`{"event":"task.created","data":{}}`)
+	checkError(t, resp, answer, http.StatusBadRequest, "invalid.request.body")
+}
+
 func TestPublishArrayIsAtomic(t *testing.T) {
 	a := newTestAPI(t, 0)
 

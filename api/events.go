@@ -108,6 +108,7 @@ func appendPublished(buf []byte, rec eventlog.Record) []byte {
 // maxDepth levels deep, and decodes it: the usual body in one pass with
 // scanPublish, any other with decodePublish.
 func parsePublish(body []byte, maxDepth int) ([]eventlog.Entry, bool, error) {
+	body = bytes.TrimPrefix(body, utf8BOM)
 	if !utf8.Valid(body) {
 		return nil, false, badRequest("request body is not valid UTF-8, which JSON requires")
 	}
@@ -252,8 +253,15 @@ func readBody(r *http.Request) ([]byte, error) {
 // declares a long body and sends nothing reserves at most this much.
 const maxPresizedBody = 64 << 10
 
+// utf8BOM is the byte order mark that some Windows tools write before
+// UTF-8 text, such as Windows PowerShell 5.1's Out-File -Encoding UTF8.
+// RFC 8259 (section 8.1) forbids senders to add it but lets parsers ignore
+// it, and hooklog ignores it at the start of a request body.
+var utf8BOM = []byte{0xef, 0xbb, 0xbf}
+
 // decodeStrict decodes exactly one JSON value from body into v.
 func decodeStrict(body []byte, v any) error {
+	body = bytes.TrimPrefix(body, utf8BOM)
 	dec := json.NewDecoder(bytes.NewReader(body))
 	if err := dec.Decode(v); err != nil {
 		var validation *projections.ValidationError
