@@ -164,19 +164,29 @@ func (s *server) sampleUsage() {
 	ticker := time.NewTicker(100 * time.Millisecond)
 	defer ticker.Stop()
 	for tick := 0; ; tick++ {
-		if tick%10 == 0 {
-			if n, err := s.metric("go_goroutines"); err == nil && int64(n) > s.peakGoroutines.Load() {
-				s.peakGoroutines.Store(int64(n))
-			}
-		}
-		if anon := s.status("RssAnon:"); anon > s.peakAnon.Load() {
-			s.peakAnon.Store(anon)
-		}
+		s.sample(tick%10 == 0)
 		select {
 		case <-ticker.C:
 		case <-s.stopSampling:
 			return
 		}
+	}
+}
+
+// sample keeps the current anonymous memory, and the current goroutines
+// when goroutines is true, where they are new peaks.
+func (s *server) sample(goroutines bool) {
+	if goroutines {
+		if n, err := s.metric("go_goroutines"); err == nil {
+			storeMax(&s.peakGoroutines, int64(n))
+		}
+	}
+	storeMax(&s.peakAnon, s.status("RssAnon:"))
+}
+
+// storeMax sets peak to v if v is higher.
+func storeMax(peak *atomic.Int64, v int64) {
+	for old := peak.Load(); v > old && !peak.CompareAndSwap(old, v); old = peak.Load() {
 	}
 }
 
@@ -229,8 +239,10 @@ func (s *server) resetPeak() {
 }
 
 // usage returns the peak RSS, with its anonymous part, and the peak
-// goroutines as report cells.
+// goroutines as report cells. It samples once first, so a scenario shorter
+// than the sampler's period still counts its goroutines.
 func (s *server) usage() (string, string) {
+	s.sample(true)
 	return fmt.Sprintf("%.0f MB (anon %.0f MB)", float64(s.peakRSS())/1e6, float64(s.peakAnon.Load())/1e6),
 		strconv.FormatInt(s.peakGoroutines.Load(), 10)
 }

@@ -48,7 +48,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	hooklogPath := fs.String("hooklog", "", "hooklog binary to measure; empty builds ./cmd/hooklog")
 	short := fs.Bool("short", false, "small sizes, for a run of under two minutes")
 	only := fs.String("scenarios", "baseline,publish,latency,delivery,fanout,catchup,restart", "comma-separated scenarios to run")
-	backlog := fs.Int("backlog", 0, "events of the catch-up's backlog; 0 keeps the size of the run (1,000,000, or 20,000 with --short)")
+	backlog := fs.Int("backlog", 0, "events of the catch-up's backlog and of the restart's log of small events; 0 keeps the size of the run (1,000,000, or 20,000 with --short)")
 	dataDir := fs.String("data", "", "parent of the data directories; empty means a temporary directory, removed at the end")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: hooklog-bench [flags]\n\nMeasures hooklog against same-run baselines and prints a Markdown table.\n\nFlags:\n")
