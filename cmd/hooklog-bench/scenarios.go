@@ -373,6 +373,11 @@ func (b *bench) endToEndLatency(ctx context.Context) error {
 			value:    fmt.Sprintf("p50 %s, p99 %s, max %s", ms(p50), ms(p99), ms(worst)),
 			baseline: fmt.Sprintf("fsync %s", ms(time.Duration(b.baselines["fsync"]*float64(time.Second)))),
 		}
+		// An event waits for at least one fsync, its publish's, before it
+		// is delivered.
+		if fsync := b.baselines["fsync"]; fsync > 0 {
+			r.ratio = "p50 " + ratio(p50.Seconds(), fsync) + " × fsync"
+		}
 		if rate == 1000 {
 			r.target, r.met = "p99 ≤ 5 ms", yesNo(p99 <= 5*time.Millisecond)
 		}
