@@ -128,9 +128,20 @@ func TestByteOrderMarkIgnored(t *testing.T) {
 		t.Errorf("create webhook: status %d, want 200: %s", resp.StatusCode, answer)
 	}
 
-	// Only a mark at the very start is ignored.
-	resp, answer = a.do(http.MethodPost, "/api/v1/events", " "+bom+`{"event":"task.created","data":{}}`)
+	// Only one mark at the very start is ignored.
+	for _, body := range []string{
+		" " + bom + `{"event":"task.created","data":{}}`,
+		bom + bom + `{"event":"task.created","data":{}}`,
+		bom + bom + `[{"event":"task.created","data":{}}]`,
+	} {
+		resp, answer = a.do(http.MethodPost, "/api/v1/events", body)
+		checkError(t, resp, answer, http.StatusBadRequest, "invalid.request.body")
+	}
+	resp, answer = a.do(http.MethodPost, "/api/v1/webhooks", bom+bom+`{"event":"task.created","url":"http://127.0.0.1:4000/hook"}`)
 	checkError(t, resp, answer, http.StatusBadRequest, "invalid.request.body")
+	if h := a.log.Head(); h != 3 {
+		t.Errorf("head = %d, want 3: the rejected bodies append nothing", h)
+	}
 }
 
 func TestPublishArrayIsAtomic(t *testing.T) {

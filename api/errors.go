@@ -89,6 +89,8 @@ func toError(err error) *Error {
 		return notFound("%s", err.Error())
 	case errors.As(err, &size):
 		return tooLarge("%s", size.Detail)
+	case errors.Is(err, eventlog.ErrBatchTooLarge), errors.Is(err, eventlog.ErrEventTooLarge):
+		return tooLarge("%s", err.Error())
 	case errors.Is(err, diskspace.ErrFull):
 		return &Error{Status: http.StatusInsufficientStorage, Code: "100.000.0507", Err: "insufficient.storage",
 			Message: "the event was not stored: " + err.Error() + "; free disk space and publish again"}

@@ -108,7 +108,6 @@ func appendPublished(buf []byte, rec eventlog.Record) []byte {
 // maxDepth levels deep, and decodes it: the usual body in one pass with
 // scanPublish, any other with decodePublish.
 func parsePublish(body []byte, maxDepth int) ([]eventlog.Entry, bool, error) {
-	body = bytes.TrimPrefix(body, utf8BOM)
 	if !utf8.Valid(body) {
 		return nil, false, badRequest("request body is not valid UTF-8, which JSON requires")
 	}
@@ -228,8 +227,9 @@ func jsonDepth(data []byte) int {
 	return deepest
 }
 
-// readBody reads the request body, which ServeHTTP has limited in size.
-// A body that declares its length is read into one buffer of that size.
+// readBody reads the request body, which ServeHTTP has limited in size,
+// without a leading UTF-8 byte order mark. A body that declares its length
+// is read into one buffer of that size.
 func readBody(r *http.Request) ([]byte, error) {
 	var body []byte
 	var err error
@@ -245,7 +245,7 @@ func readBody(r *http.Request) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return body, nil
+	return bytes.TrimPrefix(body, utf8BOM), nil
 }
 
 // maxPresizedBody is the largest declared length that readBody allocates
@@ -261,7 +261,6 @@ var utf8BOM = []byte{0xef, 0xbb, 0xbf}
 
 // decodeStrict decodes exactly one JSON value from body into v.
 func decodeStrict(body []byte, v any) error {
-	body = bytes.TrimPrefix(body, utf8BOM)
 	dec := json.NewDecoder(bytes.NewReader(body))
 	if err := dec.Decode(v); err != nil {
 		var validation *projections.ValidationError

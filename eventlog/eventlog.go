@@ -40,10 +40,13 @@ var (
 // It wraps ErrEventTooLarge or ErrBatchTooLarge.
 type SizeError struct {
 	Limit  error  // ErrEventTooLarge or ErrBatchTooLarge
-	Detail string // what exceeds which limit, such as `event "task.created" of 2000 bytes (limit 1000)`
+	Detail string // the size over the limit and the limit, such as `event "task.created" of 2000 bytes (limit 1000)`
 }
 
 func (e *SizeError) Error() string {
+	if e.Limit == nil {
+		return "append " + e.Detail
+	}
 	return "append " + e.Detail + ": " + e.Limit.Error()
 }
 
