@@ -440,7 +440,7 @@ func openLoop(ctx context.Context, rate int, d time.Duration, do func() error) (
 // receiver that answers at once, against the null handler's one-at-a-time
 // rate. Like publishThroughput it alternates runs of the null handler and
 // of hooklog, each hooklog run with a new server, and reports the medians.
-// The catch-up reports its drain next to the median rate too.
+// The catch-up compares its drain without load with the median rate too.
 func (b *bench) orderedDelivery(ctx context.Context) error {
 	nullURL, stopNull, err := startNull()
 	if err != nil {
@@ -615,9 +615,9 @@ func (b *bench) catchUp(ctx context.Context) error {
 		return err
 	}
 
-	// Windows under load after each (rounds+2)th part of the backlog, so
-	// that at least two parts remain for the last one: at a fifth, two
-	// fifths and three fifths with three rounds.
+	// Window i starts once i+1 of rounds+2 equal parts of the backlog are
+	// delivered, so two parts remain when the last one starts: at a fifth,
+	// two fifths and three fifths with three rounds.
 	var drainWindows []window
 	for i := range b.sizes.rounds {
 		if _, err := recv.waitCount(int64(n*(i+1)/(b.sizes.rounds+2)), 60*time.Minute); err != nil {
@@ -873,8 +873,8 @@ func (b *bench) restart(ctx context.Context) error {
 const inlineDataBytes = 300
 
 // logWithWebhooks makes a data directory with 100 webhooks and n events of
-// size bytes of data. The webhooks subscribe to another event than the
-// events', so nothing is delivered.
+// size bytes of data. The webhooks subscribe to task.updated and the events
+// are task.created, so nothing is delivered.
 func (b *bench) logWithWebhooks(n, size int) (string, error) {
 	dir := b.newDataDir()
 	s, _, err := b.startServer(dir)
